@@ -1,0 +1,42 @@
+# Two commands for a fresh clone: `make reproduce` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+SHARED_DATA := ../shared/data/prepare_cifar10.py
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: reproduce test lab clean data venv bench
+
+venv: $(STAMP)
+
+# Pinned versions (pyproject.toml, fully frozen in constraints.txt); reinstalled only when those change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	touch $(STAMP)
+
+# CIFAR-10 python batches in data/: the offline bundle where ../shared exists, else torchvision's download.
+data: data/cifar-10-batches-py/batches.meta
+data/cifar-10-batches-py/batches.meta: | $(STAMP)
+	@if [ -f "$(SHARED_DATA)" ]; then $(PY) $(SHARED_DATA) data/; \
+	else $(PY) -c "from paper_repro.data import load_cifar; load_cifar('cifar10', 'data')"; fi
+
+reproduce: $(STAMP) data
+	$(PY) -m paper_repro reproduce --profile $(PROFILE)
+
+test: $(STAMP)
+	PAPER_REPRO_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider tests
+	cd notebooks && PAPER_REPRO_PROFILE=smoke ../$(PY) -m pytest -q -p no:cacheprovider --nbval-lax [0-9][0-9]_*.ipynb
+
+bench: $(STAMP)
+	$(PY) bench/loader_overhead.py
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf build runs/*/*smoke* .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

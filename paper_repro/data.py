@@ -1,0 +1,225 @@
+"""CIFAR-10/100 from the standard python batches, held as uint8 tensors on the training device.
+
+Every split is one tensor; augmentation (pad-4 random crop + horizontal flip) is done batched on the
+device from a generator seeded by (seed, epoch), so an epoch's batches are the same whether a run
+started fresh or resumed. The files are fingerprinted (md5 of each batch against the official release)
+so that every result row says whether it was measured on the official CIFAR or on a modified copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("cifar10", "cifar100", "synthetic")
+MEAN = {"cifar10": (0.4914, 0.4824, 0.4467), "cifar100": (0.5071, 0.4865, 0.4409), "synthetic": (0.5, 0.5, 0.5)}
+STD = {"cifar10": (0.2471, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762), "synthetic": (0.25, 0.25, 0.25)}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
+ENV_DATA_DIR = "PAPER_REPRO_DATA"
+_FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+
+class DataNotFoundError(RuntimeError):
+    pass
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # uint8 (N, 3, 32, 32)
+    y: torch.Tensor  # int64 (N,)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    num_classes: int
+    official: bool  # True only when every batch file has the official md5
+    fingerprint: str  # short hash of the per-file md5s (or of the generator settings for synthetic)
+    source: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def to(self, device) -> "Dataset":
+        self.train = Split(self.train.x.to(device), self.train.y.to(device))
+        self.test = Split(self.test.x.to(device), self.test.y.to(device))
+        return self
+
+    def stamp(self) -> dict:
+        return {"dataset": self.name, "dataset_official": self.official, "dataset_fingerprint": self.fingerprint}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(ENV_DATA_DIR, "data"))
+
+
+def check_dataset(name: str) -> str:
+    if name not in DATASETS:
+        raise ValueError(f"dataset: unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    return name
+
+
+def _official_files(name: str) -> list[tuple[str, str]]:
+    """(file name, md5) of the official release, as torchvision records them."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if name == "cifar10" else CIFAR100
+    return [(f, md5) for f, md5 in cls.train_list + cls.test_list]
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _missing_message(name: str, root: Path, reason: str) -> str:
+    folder = root / _FOLDER[name]
+    return (
+        f"{name}: no data in {folder} ({reason}).\n"
+        "Get the data in one of these ways:\n"
+        f"  1. with internet: rerun with download allowed (the default), or\n"
+        f"     python -c \"import torchvision; torchvision.datasets.{'CIFAR10' if name == 'cifar10' else 'CIFAR100'}('{root}', download=True)\"\n"
+        f"  2. point to an existing copy: set {ENV_DATA_DIR}=/path/containing/{_FOLDER[name]} or pass data_dir=...\n"
+        "  3. offline on the project machines: python ../shared/data/prepare_cifar10.py data/\n"
+        "     (a partly JPEG re-encoded copy: results on it are labelled dataset_official=False)"
+    )
+
+
+def _download(name: str, root: Path) -> None:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if name == "cifar10" else CIFAR100
+    try:
+        cls(str(root), train=True, download=True)
+    except Exception as e:  # URLError, socket errors, DNS failures: all mean "no network"
+        raise DataNotFoundError(_missing_message(name, root, f"download failed: {type(e).__name__}: {e}")) from None
+
+
+def _read_batch(path: Path, label_key: bytes):
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    y = np.asarray(d[label_key], dtype=np.int64)
+    if len(x) != len(y):
+        raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
+    """Read the python batches from `data_dir` (default $PAPER_REPRO_DATA or ./data)."""
+    check_dataset(name)
+    if name == "synthetic":
+        return make_synthetic()
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = root / _FOLDER[name]
+    files = _official_files(name)
+    if not all((folder / f).exists() for f, _ in files):
+        if not download:
+            raise DataNotFoundError(_missing_message(name, root, "files missing and download=False"))
+        _download(name, root)
+    md5s = [_md5(folder / f) for f, _ in files]
+    official = all(m == ref for m, (_, ref) in zip(md5s, files))
+    label_key = b"labels" if name == "cifar10" else b"fine_labels"
+    parts = [_read_batch(folder / f, label_key) for f, _ in files]
+    n_train = len(files) - 1
+    xtr = np.concatenate([p[0] for p in parts[:n_train]])
+    ytr = np.concatenate([p[1] for p in parts[:n_train]])
+    xte, yte = parts[-1]
+    fp = hashlib.sha256("".join(md5s).encode()).hexdigest()[:16]
+    return Dataset(name, Split(torch.from_numpy(xtr), torch.from_numpy(ytr)),
+                   Split(torch.from_numpy(xte.copy()), torch.from_numpy(yte.copy())),
+                   NUM_CLASSES[name], official, fp, source=str(folder))
+
+
+def make_synthetic(n_train: int = 2048, n_test: int = 512, num_classes: int = 10, seed: int = 0) -> Dataset:
+    """CIFAR-shaped images with learnable class structure, for the smoke profile and tests only.
+
+    Each class has a smooth random colour template; an image is its class template, shifted by a few
+    pixels, plus noise. Never used for a reported number (official=False, name 'synthetic')."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.randn(num_classes, 3, 4, 4, generator=g)
+    templates = torch.nn.functional.interpolate(low, size=(40, 40), mode="bilinear", align_corners=False)
+
+    def split(n):
+        y = torch.randint(0, num_classes, (n,), generator=g)
+        dx, dy = torch.randint(0, 9, (2, n), generator=g)
+        rows = (dy[:, None] + torch.arange(32))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(32))[:, None, None, :]
+        base = templates[y][torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+        img = 128 + 60 * base + 40 * torch.randn(n, 3, 32, 32, generator=g)
+        return Split(img.clamp(0, 255).to(torch.uint8), y)
+
+    tr, te = split(n_train), split(n_test)
+    fp = hashlib.sha256(f"synthetic-{n_train}-{n_test}-{num_classes}-{seed}".encode()).hexdigest()[:16]
+    return Dataset("synthetic", tr, te, num_classes, False, fp, source="generated")
+
+
+def subset(split: Split, n: int | None, seed: int) -> Split:
+    """A class-balanced-in-expectation random subset of n images (all when n is None or >= N)."""
+    if n is None or n >= len(split.y):
+        return split
+    idx = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    idx = idx.to(split.y.device)
+    return Split(split.x[idx], split.y[idx])
+
+
+class Batches:
+    """Iterate a split held on the device in (normalised float images, labels) batches.
+
+    train=True: reshuffle and augment, from a generator seeded by (seed, epoch). Randomness is drawn on
+    the CPU, so the same seed gives the same batches on every device."""
+
+    def __init__(self, split: Split, batch_size: int, mean, std, train: bool, seed: int = 0,
+                 drop_last: bool | None = None, channels_last: bool = False):
+        self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
+        self.drop_last = train if drop_last is None else drop_last
+        dev = split.x.device
+        self.mean = torch.tensor(mean, device=dev).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=dev).view(1, 3, 1, 1) * 255
+        self.channels_last = channels_last
+        self.epoch = 0
+
+    def __len__(self):
+        n = len(self.split.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+        return self
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def __iter__(self):
+        n, dev = len(self.split.y), self.split.x.device
+        if not self.train:
+            for i in range(0, n, self.batch_size):
+                yield self._normalise(self.split.x[i:i + self.batch_size]), self.split.y[i:i + self.batch_size]
+            return
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(n, generator=g)
+        shifts = torch.randint(0, 9, (2, n), generator=g)
+        flips = torch.rand(n, generator=g) < 0.5
+        perm, shifts, flips = perm.to(dev), shifts.to(dev), flips.to(dev)
+        ar = torch.arange(32, device=dev)
+        for b in range(len(self)):
+            sel = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            x = augment(self.split.x[sel], shifts[0, sel], shifts[1, sel], flips[sel], ar)
+            yield self._normalise(x), self.split.y[sel]
+
+
+def augment(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, flip: torch.Tensor, ar=None) -> torch.Tensor:
+    """Batched pad-4 random crop (zero padding) + horizontal flip, by one gather. x: uint8 (B,3,32,32)."""
+    ar = torch.arange(32, device=x.device) if ar is None else ar
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    rows = (dy[:, None] + ar)[:, None, :, None]
+    cols = dx[:, None] + ar
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    b = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
+    c = torch.arange(3, device=x.device)[None, :, None, None]
+    return padded[b, c, rows, cols]

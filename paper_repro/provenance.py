@@ -1,0 +1,48 @@
+"""The stamp every table and figure carries: profile, dataset (official or not), seed, device, commit."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    """Short HEAD sha, with '+dirty' when the package or notebooks differ from it."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "paper_repro", "notebooks/*.ipynb"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.get_num_threads()}threads"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device: must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)
+
+
+def stamp(profile: str, dataset_stamp: dict, seed: int, device: str) -> dict:
+    return {"profile": profile, **dataset_stamp, "seed": seed, "device": device, "commit": git_commit()}
+
+
+def stamp_line(s: dict) -> str:
+    official = "official" if s.get("dataset_official") else "NOT official (modified copy)"
+    if s.get("dataset") == "synthetic":
+        official = "synthetic, not a real dataset"
+    return (f"profile={s.get('profile')} | data={s.get('dataset')} ({official}, fp {s.get('dataset_fingerprint')}) | "
+            f"seed={s.get('seed')} | device={s.get('device')} | commit={s.get('commit')}")

@@ -1,0 +1,201 @@
+"""Baseline (teacher) training: cached by resolved settings, resumable, atomic, deterministic on CPU."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data as D
+from .config import config_key, resolve_baseline
+from .models import build_model
+from .provenance import ROOT, device_name, resolve_device
+from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
+
+RUNS = ROOT / "runs"
+
+
+@dataclass
+class BaselineRun:
+    model: torch.nn.Module
+    config: dict
+    metrics: list[dict]
+    test_acc: float
+    train_seconds: float
+    run_dir: Path
+    device: str  # where it was trained
+    dataset_stamp: dict
+
+
+def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
+    ds = D.load_cifar(cfg["dataset"], data_dir=data_dir, download=download)
+    if ds.num_classes != cfg["num_classes"]:
+        raise ValueError(f"num_classes: {cfg['dataset']} has {ds.num_classes} classes, settings say {cfg['num_classes']}")
+    ds.to(device)
+    train = D.subset(ds.train, cfg["train_subset"], seed=cfg["seed"] + 1)
+    test = D.subset(ds.test, cfg["test_subset"], seed=cfg["seed"] + 2)
+    return ds, train, test
+
+
+def autocast(device):
+    """bf16 autocast on a GPU (BatchNorm stays fp32 under autocast); plain fp32 on the CPU."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a whole split; one host sync at the end."""
+    was = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    for x, y in batches:
+        with autocast(device):
+            out = model(x)
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+        n += len(y)
+    model.train(was)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def make_optimizer(model, cfg: dict, steps_per_epoch: int):
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    milestones = [int(round(m * cfg["epochs"])) for m in cfg["lr_milestones"]]
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg["lr_gamma"])
+    return opt, sched
+
+
+def run_dir_for(cfg: dict, kind: str = "baselines") -> Path:
+    return RUNS / kind / f"{cfg['arch']}-{cfg['dataset']}-s{cfg['seed']}-{config_key(cfg)}"
+
+
+def _metrics_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", data_dir=None,
+                   download: bool = True, max_epochs_now: int | None = None, progress: bool = True,
+                   **overrides) -> BaselineRun:
+    """Train (or load from cache, or resume) the baseline `arch` under `profile`.
+
+    The run lives in runs/baselines/<arch>-<dataset>-s<seed>-<key>/ where key hashes the resolved
+    settings: config.json, metrics.csv (one row per epoch) and checkpoint.pt (written atomically after
+    every epoch). `max_epochs_now` stops after that many epochs in this call (to split a long run across
+    sessions); calling again resumes and ends with the same numbers as an uninterrupted run."""
+    cfg = resolve_baseline(arch, profile, seed, **overrides)
+    dev = resolve_device(device)
+    key = config_key(cfg)
+    rdir = run_dir_for(cfg)
+    ckpt_path = rdir / "checkpoint.pt"
+    ds, train_split, test_split = prepare_data(cfg, dev, data_dir, download)
+
+    torch.manual_seed(seed)
+    model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
+    if cfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    train_b = D.Batches(train_split, cfg["batch_size"], D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=True,
+                        seed=seed, channels_last=cfg["channels_last"])
+    test_b = D.Batches(test_split, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=False,
+                       channels_last=cfg["channels_last"])
+    opt, sched = make_optimizer(model, cfg, len(train_b))
+
+    start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, expect={"arch": arch, "config_key": key,
+                                                  "dataset_fingerprint": ds.fingerprint})
+        load_state(model, ckpt["model"], ckpt_path)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start, metrics, seconds = ckpt["epoch"], ckpt["metrics"], ckpt["train_seconds"]
+        trained_on = ckpt["device"] if start >= cfg["epochs"] else trained_on
+    write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
+
+    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
+    bar = tqdm(range(start, end), desc=f"{arch} baseline", disable=not progress, initial=start, total=cfg["epochs"])
+    for epoch in bar:
+        torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        n = 0
+        lr = opt.param_groups[0]["lr"]
+        for x, y in train_b.set_epoch(epoch):
+            with autocast(dev):
+                out = model(x)
+                loss = F.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+            n += len(y)
+        sched.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        seconds += dt
+        test_loss, test_acc = evaluate(model, test_b, dev)
+        metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
+                            test_loss=test_loss, test_acc=test_acc, epoch_seconds=dt, images_per_second=n / dt))
+        bar.set_postfix(test_acc=f"{test_acc:.3f}")
+        save_checkpoint(ckpt_path, dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
+                                        widths=model.widths(), config_key=key, config=cfg,
+                                        dataset_fingerprint=ds.fingerprint, epoch=epoch + 1,
+                                        model=model.state_dict(), optimizer=opt.state_dict(),
+                                        scheduler=sched.state_dict(), metrics=metrics, train_seconds=seconds,
+                                        device=device_name(dev)))
+        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+    bar.close()
+    done = len(metrics) >= cfg["epochs"]
+    if done and start < cfg["epochs"]:
+        trained_on = device_name(dev)
+    final_acc = metrics[-1]["test_acc"] if metrics else float("nan")
+    model.eval()
+    return BaselineRun(model, cfg, metrics, final_acc, seconds, rdir, trained_on, ds.stamp())
+
+
+def load_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", **overrides):
+    """The finished baseline model for these settings, or CheckpointError if it was never trained."""
+    cfg = resolve_baseline(arch, profile, seed, **overrides)
+    path = run_dir_for(cfg) / "checkpoint.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no baseline for these settings. Train it first: "
+                              f"python -m paper_repro train {arch} --profile {profile} --seed {seed}")
+    ckpt = load_checkpoint(path, expect={"arch": arch, "config_key": config_key(cfg)})
+    if ckpt["epoch"] < cfg["epochs"]:
+        raise CheckpointError(f"{path}: baseline stopped at epoch {ckpt['epoch']} of {cfg['epochs']}. "
+                              f"Resume it: python -m paper_repro train {arch} --profile {profile} --seed {seed}")
+    model = build_model(arch, cfg["num_classes"], width=cfg["width"])
+    load_state(model, ckpt["model"], path)
+    return model.to(resolve_device(device)).eval(), ckpt
+
+
+def baseline_row(run: BaselineRun) -> dict:
+    """One row of the baselines table, stamped with where and on what it was trained."""
+    from .counting import count
+    from .provenance import git_commit
+
+    c = count(run.model)
+    cfg = run.config
+    return {"arch": cfg["arch"], "width": cfg["width"], **run.dataset_stamp, "profile": cfg["profile"],
+            "seed": cfg["seed"], "device": run.device, "commit": git_commit(), "params": c["params"],
+            "macs": c["macs"], "test_acc": round(run.test_acc, 4), "epochs": len(run.metrics),
+            "train_images": cfg["train_subset"] or "all", "test_images": cfg["test_subset"] or "all",
+            "train_seconds": round(run.train_seconds, 1)}

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+import paper_repro.train as T
+from paper_repro.storage import CheckpointError
+
+
+def _run(**kw):
+    return T.train_baseline("resnet20", "smoke", seed=0, device="cpu", progress=False, **kw)
+
+
+def test_smoke_training_learns_and_is_deterministic(tmp_path, monkeypatch):
+    a = _run()
+    assert len(a.metrics) == 2 and (a.run_dir / "metrics.csv").exists() and (a.run_dir / "config.json").exists()
+    assert a.metrics[-1]["train_loss"] < a.metrics[0]["train_loss"]
+    monkeypatch.setattr(T, "RUNS", tmp_path / "other")  # a fresh run, not the cache
+    b = _run()
+    assert [m["train_loss"] for m in a.metrics] == [m["train_loss"] for m in b.metrics]
+    assert a.test_acc == b.test_acc
+
+
+def test_cached_run_is_not_retrained():
+    a = _run()
+    mtime = (a.run_dir / "checkpoint.pt").stat().st_mtime_ns
+    b = _run()
+    assert (b.run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime and b.metrics == a.metrics
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+    full = _run(epochs=3)
+    monkeypatch.setattr(T, "RUNS", tmp_path / "resumed")
+    part = _run(epochs=3, max_epochs_now=1)
+    assert len(part.metrics) == 1
+    resumed = _run(epochs=3)
+    assert [m["train_loss"] for m in resumed.metrics] == [m["train_loss"] for m in full.metrics]
+    assert resumed.test_acc == full.test_acc
+    for p, q in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_corrupt_checkpoint_is_an_error_naming_the_file():
+    a = _run()
+    ckpt = a.run_dir / "checkpoint.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"{ckpt}.*Delete it"):
+        _run()
+
+
+def test_mismatched_checkpoint_is_an_error():
+    a = _run()
+    other = T.train_baseline("resnet32", "smoke", seed=0, device="cpu", progress=False)
+    (a.run_dir / "checkpoint.pt").write_bytes((other.run_dir / "checkpoint.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="arch='resnet32' but 'resnet20' was expected"):
+        _run()
+
+
+def test_bad_profile_and_settings():
+    with pytest.raises(ValueError, match="profile: unknown profile 'gpu'.*smoke, cpu, paper"):
+        T.train_baseline("resnet20", "gpu")
+    with pytest.raises(ValueError, match="unknown setting"):
+        T.train_baseline("resnet20", "smoke", epochz=3)
