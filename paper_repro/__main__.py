@@ -26,10 +26,29 @@ def _train(args):
     from .train import train_baseline
 
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
-                       download=not args.no_download, max_epochs_now=args.max_epochs_now)
+                       download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs)
     print(json.dumps({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                       "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                       "run_dir": str(r.run_dir), **r.dataset_stamp}))
+
+
+def _prune(args):
+    from .method import prune_train
+
+    over = {k: getattr(args, k) for k in ("students", "criterion", "selection", "penalty", "labels", "kd_weight",
+                                          "feature_weight", "mutual_weight", "lambda_max", "epochs",
+                                          "finetune_epochs", "kd_form")}
+    r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
+                    out=args.out, data_dir=args.data_dir, download=not args.no_download,
+                    max_epochs_now=args.max_epochs_now, **over)
+    if not r.summary:
+        print(json.dumps({"run_dir": str(r.run_dir), "epochs_done": r.metrics[-1]["epoch"] if r.metrics else 0,
+                          "epochs": r.config["epochs"], "status": "stopped early; run again to resume"}))
+        return
+    keys = ("arch", "target", "dataset_official", "baseline_acc", "pruned_acc", "pruned_acc_mean", "params_before",
+            "params_after", "macs_before", "macs_after", "params_pruned", "flops_pruned", "target_met",
+            "max_abs_logit_diff")
+    print(json.dumps({**{k: r.summary[k] for k in keys}, "run_dir": str(r.run_dir)}))
 
 
 def _reproduce(args):
@@ -58,8 +77,41 @@ def main(argv=None):
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     t.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py (default $PAPER_REPRO_DATA or data/)")
     t.add_argument("--no-download", action="store_true", help="never try to download the data")
+    t.add_argument("--epochs", type=int, default=None,
+                   help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")
     t.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
     t.set_defaults(fn=_train)
+
+    from .allocation import TARGET_KINDS
+    from .ista import PENALTIES
+    from .losses import KD_FORMS
+    from .method import LABELS, SELECTIONS
+    from .sensitivity import CRITERIA
+
+    pr = sub.add_parser("prune", help="baseline (cached) -> label-free dynamic sparse training -> channel removal")
+    pr.add_argument("--arch", required=True, choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
+    pr.add_argument("--target", required=True, help=f"KIND=R with KIND in {TARGET_KINDS} and R in (0, 1), e.g. flops=0.60")
+    pr.add_argument("--profile", choices=PROFILES, default="cpu")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--students", type=int, default=None, help="N students (default 2)")
+    pr.add_argument("--criterion", choices=CRITERIA, default=None, help="expected-sparse set criterion (default taylor)")
+    pr.add_argument("--selection", choices=SELECTIONS, default=None, help="re-select every iteration or once per epoch")
+    pr.add_argument("--penalty", choices=PENALTIES, default=None, help="penalty schedule (default progressive)")
+    pr.add_argument("--labels", choices=LABELS, default=None, help="on: add cross-entropy (ablation; default off)")
+    pr.add_argument("--kd-form", choices=KD_FORMS, default=None, help="teacher-prediction loss (default kl)")
+    pr.add_argument("--kd-weight", type=float, default=None, help="λ1 (0 turns KD off)")
+    pr.add_argument("--feature-weight", type=float, default=None, help="λ2 (0 turns the feature loss off)")
+    pr.add_argument("--mutual-weight", type=float, default=None, help="λ3 (0 turns mutual learning off)")
+    pr.add_argument("--lambda-max", type=float, default=None, help="penalty strength at batch 64/lr 0.1/50k images")
+    pr.add_argument("--epochs", type=int, default=None, help="method epochs (default: the profile's)")
+    pr.add_argument("--finetune-epochs", type=int, default=None, help="fine-tune after removal (default 0)")
+    pr.add_argument("--teacher", default=None, help="baseline checkpoint to start from (default: cached baseline)")
+    pr.add_argument("--out", default=None, help="run folder (default runs/prune/...)")
+    pr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    pr.add_argument("--data-dir", default=None)
+    pr.add_argument("--no-download", action="store_true")
+    pr.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
+    pr.set_defaults(fn=_prune)
 
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")

@@ -17,7 +17,7 @@ from .models import ChannelGroup
 
 
 def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in model.parameters())  # all of ours are trainable; a frozen teacher counts too
 
 
 def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
@@ -103,7 +103,9 @@ class CostModel:
                 self.layers.append(_Layer("bn", 1, 1, m.num_features, m.num_features,
                                           out_group=bn_of.get(id(m), -1)))
 
-    def cost(self, keep) -> tuple[int, int]:
+    def cost(self, keep, conv_only: bool = False) -> tuple[int, int]:
+        """(params, MACs) with keep[g] channels in group g. conv_only: count conv layers only (DPFPS's
+        FLOPs convention, which ignores the FC layers; its 2x factor cancels in a ratio)."""
         keep = [int(k) for k in keep]
         params = macs = 0
         for L in self.layers:
@@ -111,6 +113,8 @@ class CostModel:
             inp = keep[L.in_group] * L.in_repeat if L.in_group >= 0 else L.in_fixed
             if L.kind == "bn":
                 params += 2 * out
+                continue
+            if conv_only and L.kind != "conv":
                 continue
             w = out * (1 if L.depthwise else inp) * L.coef
             params += w + (out if L.bias else 0)

@@ -55,7 +55,8 @@ class Dataset:
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get(ENV_DATA_DIR, "data"))
+    """$PAPER_REPRO_DATA, else data/ at the project root (not the working directory: notebooks run in notebooks/)."""
+    return Path(os.environ.get(ENV_DATA_DIR, Path(__file__).resolve().parent.parent / "data"))
 
 
 def check_dataset(name: str) -> str:

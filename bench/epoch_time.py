@@ -1,0 +1,119 @@
+"""Seconds per epoch (50,000 images) of plain training and of the method, per network, on this machine.
+
+Plain: one network, cross-entropy, SGD. Method: frozen teacher + N students (KD + features + mutual),
+one SGD step, then Taylor scores + expected-sparse selection + group prox for every student, exactly the
+code `prune_train` runs (`distill_step`, `sparsify_step`). Data: a 50,000-image uint8 split held on the
+device with batched crop + flip (`paper_repro.data.Batches`); pixel values do not change the timing, so a
+synthetic split stands in and no dataset is needed. Warm-up steps are excluded; every timed epoch ends with
+a device sync. Goals (issue 5, one H100): plain resnet56 <= 2 s/epoch, method <= 3.5x plain.
+
+    .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--batch 64]
+                                         [--students 2] [--steps N (time N steps, scale to an epoch)]
+"""
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+
+from paper_repro import data as D
+from paper_repro.allocation import allocate, parse_target
+from paper_repro.counting import CostModel
+from paper_repro.losses import FeatureTaps
+from paper_repro.method import METHOD, distill_step, expected_sparse_counts, sparsify_step
+from paper_repro.models import build_model
+from paper_repro.provenance import device_name, resolve_device
+from paper_repro.train import autocast
+
+TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "flops=0.667"}
+
+p = argparse.ArgumentParser()
+p.add_argument("--archs", default="resnet56,vgg_small,mobilenetv2")
+p.add_argument("--batch", type=int, default=64)
+p.add_argument("--students", type=int, default=2)
+p.add_argument("--images", type=int, default=50_000)
+p.add_argument("--steps", type=int, default=None, help="time this many steps and scale to a full epoch")
+p.add_argument("--warmup", type=int, default=30)
+p.add_argument("--device", default="auto")
+args = p.parse_args()
+dev = resolve_device(args.device)
+sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+ds = D.make_synthetic(n_train=args.images, n_test=16).to(dev)
+batches = D.Batches(ds.train, args.batch, D.MEAN["synthetic"], D.STD["synthetic"], train=True, channels_last=True)
+steps_per_epoch = len(batches)
+timed_steps = min(args.steps or steps_per_epoch, steps_per_epoch)
+
+
+def timed(step_fn) -> float:
+    """Seconds for one epoch: warm-up steps first (untimed), then `timed_steps` steps, scaled to an epoch."""
+    it = iter(batches.set_epoch(0))
+    for _ in range(args.warmup):
+        step_fn(*next(it))
+    sync()
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(batches.set_epoch(1)):
+        if i == timed_steps:
+            break
+        step_fn(x, y)
+    sync()
+    return (time.perf_counter() - t0) * steps_per_epoch / timed_steps
+
+
+def net(arch):
+    torch.manual_seed(0)
+    return build_model(arch).to(dev).to(memory_format=torch.channels_last)
+
+
+print(f"device: {device_name(dev)}  batch {args.batch}  {args.images} images/epoch ({steps_per_epoch} steps)  "
+      f"timed steps {timed_steps}  students {args.students}  bf16 autocast: {dev.type == 'cuda'}")
+for arch in args.archs.split(","):
+    model = net(arch).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+    def plain_step(x, y):
+        with autocast(dev):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    plain = timed(plain_step)
+    plain_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    del model, opt
+
+    teacher = net(arch).eval()
+    for q in teacher.parameters():
+        q.requires_grad_(False)
+    students = [copy.deepcopy(teacher).train() for _ in range(args.students)]
+    for s in students:
+        for q in s.parameters():
+            q.requires_grad_(True)
+    t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
+    sopt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
+    groups = [s.channel_groups() for s in students]
+    cm = CostModel(teacher)
+    keep = allocate(cm, cm.widths, parse_target(TARGETS.get(arch, "flops=0.5"))).keep
+    m_sparse = [expected_sparse_counts(cm.widths, keep)] * len(students)
+    cfg = dict(METHOD)
+    sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")} for _ in students]
+    gen = torch.Generator().manual_seed(0)
+
+    def method_step(x, y):
+        distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums)
+        sparsify_step(groups, m_sparse, 1e-5, "taylor", "dynamic", [None] * len(students), gen)
+
+    def distill_only(x, y):
+        distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums)
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    method = timed(method_step)
+    method_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    distill = timed(distill_only)
+    print(f"{arch:12s} plain {plain:7.2f} s/epoch (peak {plain_mem:.2f} GiB) | method {method:7.2f} s/epoch "
+          f"= {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | of which sparsity step "
+          f"{100 * (method - distill) / method:.0f}%", flush=True)
+    del teacher, students, sopt, t_taps, s_taps, groups

@@ -1,0 +1,47 @@
+"""ISTA for the group-sparse penalty (METHOD §3.4-3.5): the progressive strength and the proximal step.
+
+After each optimiser step, every channel c in the expected-sparse set S_l has its producer filters and
+its consumer slice soft-thresholded as groups: W ← W·max(0, 1 − θ/‖W‖₂) with θ = lr_t·λ(t). Vectorised
+over the channels of a layer; one call per layer."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .models import ChannelGroup
+
+PENALTIES = ("progressive", "constant")
+
+
+def penalty_scale(epoch: int, first_decay_epoch: int, schedule: str = "progressive") -> float:
+    """s_e = 1/(1 + exp(15 − 30·(epoch+1)/E1)) before E1, then 1 [DPFPS]; 'constant' is always 1."""
+    if schedule == "constant":
+        return 1.0
+    if schedule != "progressive":
+        raise ValueError(f"penalty: unknown schedule {schedule!r}; valid: {', '.join(PENALTIES)}")
+    if epoch >= first_decay_epoch:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(15.0 - 30.0 * (epoch + 1) / first_decay_epoch))
+
+
+def scaled_lambda(lambda_ref: float, batch_size: int, lr: float, train_images: int,
+                  ref_batch: int = 64, ref_lr: float = 0.1, ref_images: int = 50_000) -> float:
+    """Keep steps-per-epoch × lr × λ at DPFPS's value (λ = 0.01 at batch 64, lr 0.1, 50k images)."""
+    ref = (ref_images / ref_batch) * ref_lr * lambda_ref
+    return ref / ((train_images / batch_size) * lr)
+
+
+def shrink_factors(norm: torch.Tensor, theta: float, selected: torch.Tensor) -> torch.Tensor:
+    """max(0, 1 − θ/‖w‖) on selected channels, 1 elsewhere; a zero-norm channel stays zero."""
+    f = torch.clamp(1.0 - theta / norm.clamp_min(1e-12), min=0.0)
+    return torch.where(selected, f, torch.ones_like(f))
+
+
+@torch.no_grad()
+def group_prox_(group: ChannelGroup, selected: torch.Tensor, theta: float) -> None:
+    """Group soft-thresholding of the selected channels' producer filters and consumer slices, in place."""
+    if theta <= 0:  # no `selected.any()` test: it would cost a host sync per layer per step on a GPU
+        return
+    group.scale_channels_(shrink_factors(group.producer_norm(), theta, selected),
+                          shrink_factors(group.consumer_norm(), theta, selected))

@@ -1,0 +1,373 @@
+"""The method: label-free, feature-learning-enhanced dynamic sparse training, then removal (METHOD §1-§4).
+
+A frozen teacher T teaches N students copied from it. Each iteration: forward T (no_grad) and every
+student, L_M per student (KD + features + mutual, no labels), one backward, one SGD step; then per
+student and per layer: score channels (Taylor), pick the m_l weakest as the expected-sparse set S_l,
+and soft-threshold S_l's channel groups (ISTA). Each epoch every student re-solves its own allocation
+from its alive channels. At the end dead channels are cut out; no fine-tuning unless asked.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data as D
+from .allocation import Allocation, allocate, check_reachable, parse_target
+from .config import check_profile, config_key, resolve_baseline
+from .counting import CostModel, count
+from .ista import PENALTIES, group_prox_, penalty_scale, scaled_lambda
+from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
+from .models import build_model
+from .provenance import device_name, git_commit, resolve_device
+from .sensitivity import CRITERIA, channel_scores, smallest_mask
+from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .surgery import dead_masks, mask_model, prune_model, save_pruned
+from .train import RUNS, _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, train_baseline
+
+SELECTIONS = ("dynamic", "static")
+LABELS = ("off", "on")
+
+# [chosen] unless marked: the paper gives no values for these (METHOD §2, §3, §6).
+METHOD = dict(
+    students=2, kd_weight=1.0, feature_weight=1.0, mutual_weight=1.0, kd_temperature=4.0, kd_form="kl",
+    mutual_temperature=1.0, criterion="taylor", selection="dynamic", penalty="progressive",
+    lambda_max=0.01,  # [DPFPS] at batch 64, lr 0.1, 50k images; scaled to the run by `lambda_scaling`
+    lambda_scaling=True, alive_threshold=0.01,  # [DPFPS]
+    labels="off", ce_weight=1.0, finetune_epochs=0, finetune_lr=0.01, epochs=None,
+)
+# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule).
+PROFILE_METHOD = {
+    "smoke": dict(epochs=2),
+    "cpu": dict(epochs={"vgg_small": 3, "vgg_small_lq": 3, "resnet56": 2, "mobilenetv2": 1, "*": 2}),
+    "paper": dict(),
+}
+
+
+def _choice(name, value, valid):
+    if value not in valid:
+        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
+    """Flat method settings (+ the teacher's resolved baseline settings under 'baseline')."""
+    check_profile(profile)
+    base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
+    base_over = {k: v for k, v in overrides.items() if k in base_keys and k != "epochs"}
+    baseline = resolve_baseline(arch, profile, seed, **base_over)
+    cfg = dict(METHOD)
+    for k, v in PROFILE_METHOD[profile].items():
+        cfg[k] = v.get(arch, v.get("*")) if isinstance(v, dict) else v
+    unknown = set(overrides) - set(cfg) - base_keys
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | base_keys)}")
+    cfg.update({k: v for k, v in overrides.items() if k in cfg and v is not None})
+    if cfg["epochs"] is None:
+        cfg["epochs"] = baseline["epochs"]
+    _choice("criterion", cfg["criterion"], CRITERIA)
+    _choice("selection", cfg["selection"], SELECTIONS)
+    _choice("penalty", cfg["penalty"], PENALTIES)
+    _choice("labels", cfg["labels"], LABELS)
+    _choice("kd_form", cfg["kd_form"], KD_FORMS)
+    if not (isinstance(cfg["students"], int) and cfg["students"] >= 1):
+        raise ValueError(f"students: must be an integer >= 1, got {cfg['students']!r}")
+    for k in ("kd_weight", "feature_weight", "mutual_weight", "ce_weight", "lambda_max"):
+        if not (isinstance(cfg[k], (int, float)) and cfg[k] >= 0):
+            raise ValueError(f"{k}: must be a number >= 0, got {cfg[k]!r}")
+    for k in ("epochs", "finetune_epochs"):
+        if not (isinstance(cfg[k], int) and cfg[k] >= (1 if k == "epochs" else 0)):
+            raise ValueError(f"{k}: must be a non-negative integer (epochs >= 1), got {cfg[k]!r}")
+    cfg.update(arch=arch, profile=profile, seed=seed, target=str(parse_target(target)), baseline=baseline)
+    return dict(sorted(cfg.items()))
+
+
+@dataclass
+class MethodRun:
+    config: dict
+    teacher: torch.nn.Module
+    students: list  # trained (unpruned, unmasked) students
+    pruned: list  # physically pruned students
+    summary: dict
+    metrics: list[dict]
+    scores: list[dict]
+    run_dir: Path
+
+
+def _load_teacher(path, cfg) -> tuple[torch.nn.Module, float]:
+    b = cfg["baseline"]
+    ckpt = load_checkpoint(path, expect={"arch": cfg["arch"], "num_classes": b["num_classes"], "width": b["width"]})
+    model = build_model(cfg["arch"], b["num_classes"], width=b["width"])
+    load_state(model, ckpt["model"], path)
+    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
+    return model, acc, ckpt.get("config")
+
+
+def _alive_counts(groups, rel):
+    return [int(g.alive(rel).sum()) for g in groups]
+
+
+def _student_losses(cfg, s_logits, s_feats, t_logits, t_feats, i, y):
+    terms = {"kd": kd_loss(s_logits[i], t_logits, cfg["kd_temperature"], cfg["kd_form"]),
+             "feature": feature_loss(s_feats[i], t_feats) if cfg["feature_weight"] else s_logits[i].new_zeros(()),
+             "mutual": mutual_loss(s_logits[i], [z for j, z in enumerate(s_logits) if j != i],
+                                   cfg["mutual_temperature"])}
+    total = cfg["kd_weight"] * terms["kd"] + cfg["feature_weight"] * terms["feature"] \
+        + cfg["mutual_weight"] * terms["mutual"]
+    if cfg["labels"] == "on":  # the labelled ablation: the only place labels are read in training
+        terms["ce"] = F.cross_entropy(s_logits[i], y)
+        total = total + cfg["ce_weight"] * terms["ce"]
+    return total, terms
+
+
+def expected_sparse_counts(widths, keep) -> list[int]:
+    """m_l = max(1, min(⌈C_l·α_l⌉, C_l)) with α_l = 1 − k_l/C_l, i.e. C_l − k_l but at least one (METHOD §3.5)."""
+    return [max(1, min(c - k, c)) for c, k in zip(widths, keep)]
+
+
+def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums) -> None:
+    """One label-free iteration (METHOD §3.5 step 1): forward T (frozen) and every student, L_M per student,
+    one backward, one SGD step. Loss terms are accumulated into `sums` on the device (no host sync)."""
+    dev = x.device
+    with torch.no_grad(), autocast(dev):
+        t_logits = teacher(x).float()
+    t_feats = dict(t_taps.out)
+    with autocast(dev):
+        s_logits = [s(x).float() for s in students]
+    s_feats = [dict(tap.out) for tap in s_taps]
+    total = 0.0
+    for i in range(len(students)):
+        loss_i, terms = _student_losses(cfg, s_logits, s_feats, t_logits, t_feats, i, y)
+        total = total + loss_i
+        for k, v in terms.items():
+            sums[i][k] += v.detach()
+    opt.zero_grad(set_to_none=True)
+    total.backward()  # peers are detached and T is frozen: student i's gradient is its own L_M
+    opt.step()
+
+
+def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, generator):
+    """METHOD §3.5 steps 2-4 for every student: score channels, pick the m_l weakest as the expected-sparse
+    set S_l (every iteration when `selection` is dynamic, else kept in `selected`), group-prox them.
+    Returns student 0's scores when they were recomputed (for the log), else None."""
+    first = None
+    for i, gs in enumerate(groups):
+        if selection == "dynamic" or selected[i] is None:
+            sc = [channel_scores(g, criterion, generator) for g in gs]
+            selected[i] = [smallest_mask(v, m) for v, m in zip(sc, m_sparse[i])]
+            if i == 0:
+                first = sc
+        for g, sel in zip(gs, selected[i]):
+            group_prox_(g, sel, theta)
+    return first
+
+
+def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
+                out=None, data_dir=None, download: bool = True, progress: bool = True,
+                max_epochs_now: int | None = None, **overrides) -> MethodRun:
+    """Baseline (cached) → label-free sparse training of N students → channel removal.
+
+    `teacher`: a baseline checkpoint path (default: the cached baseline of these settings, trained if
+    missing). `out`: the run folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume."""
+    cfg = resolve_method(arch, target, profile, seed, **overrides)
+    tgt = parse_target(cfg["target"])
+    dev = resolve_device(device)
+    b = cfg["baseline"]
+    # Everything that can be wrong with the input is checked before any training starts.
+    probe = build_model(arch, b["num_classes"], width=b["width"])
+    cost_model = CostModel(probe)
+    check_reachable(cost_model, tgt)
+    if teacher is not None:
+        teacher_model, baseline_acc, teacher_cfg = _load_teacher(teacher, cfg)
+        teacher_device = "given checkpoint"
+        # The teacher's own settings (e.g. fewer epochs than the profile's) replace the profile's in the record.
+        cfg["teacher_checkpoint"], cfg["baseline"] = str(teacher), teacher_cfg or cfg["baseline"]
+    else:
+        base = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
+                              progress=progress, **{k: v for k, v in overrides.items() if k in b and k != "epochs"})
+        teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
+    key = config_key({k: v for k, v in cfg.items()}, exclude=("profile",))
+    rdir = Path(out) if out is not None else RUNS / "prune" / f"{arch}-{tgt.kind}{tgt.ratio:g}-s{seed}-{key}"
+    ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
+    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
+    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
+                        channels_last=b["channels_last"])
+    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+
+    teacher_model = teacher_model.to(dev).eval()
+    for p in teacher_model.parameters():
+        p.requires_grad_(False)
+    students = [copy.deepcopy(teacher_model).train() for _ in range(cfg["students"])]
+    t_taps = FeatureTaps(teacher_model)  # after the copies: a deepcopy would carry the teacher's hooks along
+    for s in students:
+        for p in s.parameters():
+            p.requires_grad_(True)
+    s_taps = [FeatureTaps(s) for s in students]
+    groups = [s.channel_groups() for s in students]
+    widths = cost_model.widths
+    opt_cfg = dict(b, epochs=cfg["epochs"])
+    opt, sched = make_optimizer(torch.nn.ModuleList(students), opt_cfg, len(train_b))
+    first_decay = max(1, int(round(b["lr_milestones"][0] * cfg["epochs"])))
+    lam_max = cfg["lambda_max"]
+    if cfg["lambda_scaling"]:
+        lam_max = scaled_lambda(cfg["lambda_max"], b["batch_size"], b["lr"], len(train_b) * b["batch_size"])
+    rel = cfg["alive_threshold"]
+    allocs: list[Allocation] = [allocate(cost_model, _alive_counts(g, rel), tgt) for g in groups]
+    score_gen = torch.Generator().manual_seed(seed + 99)
+
+    state_path = rdir / "state.pt"
+    start, metrics, scores_log, seconds = 0, [], [], 0.0
+    if state_path.exists():
+        st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
+        for s, sd in zip(students, st["students"]):
+            load_state(s, sd, state_path)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        allocs = [Allocation(**a) for a in st["allocs"]]
+        start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
+        score_gen.set_state(st["score_gen"])
+    write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
+
+    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
+    bar = tqdm(range(start, end), desc=f"{arch} method", disable=not progress, initial=start, total=cfg["epochs"])
+    for epoch in bar:
+        torch.manual_seed(seed * 1000 + epoch + 7)
+        lam = lam_max * penalty_scale(epoch, first_decay, cfg["penalty"])
+        lr = opt.param_groups[0]["lr"]
+        theta = lr * lam
+        m_sparse = [expected_sparse_counts(widths, a.keep) for a in allocs]
+        sums = [dict(kd=torch.zeros((), device=dev), feature=torch.zeros((), device=dev),
+                     mutual=torch.zeros((), device=dev), ce=torch.zeros((), device=dev)) for _ in students]
+        selected = [None] * len(students)  # static selection: chosen at the first step of each epoch
+        last_scores, n_steps, t0 = None, 0, time.perf_counter()
+        for s in students:
+            s.train()
+        for x, y in train_b.set_epoch(epoch):
+            distill_step(teacher_model, t_taps, students, s_taps, opt, cfg, x, y, sums)
+            sc = sparsify_step(groups, m_sparse, theta, cfg["criterion"], cfg["selection"], selected, score_gen)
+            last_scores = sc if sc is not None else last_scores
+            n_steps += 1
+        sched.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        seconds += dt
+        for l, (v, sel) in enumerate(zip(last_scores, selected[0])):  # one host copy per layer
+            for c, (score, chosen) in enumerate(zip(v.tolist(), sel.tolist())):
+                scores_log.append(dict(epoch=epoch + 1, layer=l, channel=c, score=score, selected=chosen))
+        for i, (s, gs) in enumerate(zip(students, groups)):
+            alive = _alive_counts(gs, rel)
+            p_alive, f_alive = cost_model.cost(alive)
+            p_full, f_full = cost_model.full()
+            _, acc = evaluate(s, test_b, dev)
+            allocs[i] = allocate(cost_model, alive, tgt)
+            metrics.append(dict(epoch=epoch + 1, student=i, lr=lr, lambda_=lam, theta=theta,
+                                **{f"loss_{k}": float(v) / n_steps for k, v in sums[i].items()},
+                                test_acc=acc, params_pruned=1 - p_alive / p_full, flops_pruned=1 - f_alive / f_full,
+                                alloc_scale=allocs[i].scale, alloc_ratio=allocs[i].ratio,
+                                alive_widths="|".join(map(str, alive)), epoch_seconds=dt))
+        bar.set_postfix(acc=f"{metrics[-1]['test_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
+        save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1,
+                                         students=[s.state_dict() for s in students], optimizer=opt.state_dict(),
+                                         scheduler=sched.state_dict(), allocs=[a.__dict__ for a in allocs],
+                                         metrics=metrics, scores=scores_log, seconds=seconds,
+                                         score_gen=score_gen.get_state()))
+        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+        write_text(rdir / "scores.csv", _metrics_csv(scores_log))
+    bar.close()
+    t_taps.remove()
+    for tap in s_taps:
+        tap.remove()
+    done = bool(metrics) and metrics[-1]["epoch"] >= cfg["epochs"]
+    summary = {}
+    pruned = []
+    if done:
+        summary, pruned = _finish(cfg, tgt, teacher_model, students, test_b, train_b, dev, rdir, baseline_acc,
+                                  ds, seconds, teacher_device, lam_max)
+    return MethodRun(cfg, teacher_model, students, pruned, summary, metrics, scores_log, rdir)
+
+
+def _finetune(model, teacher, cfg, train_b, dev):
+    """Optional fine-tuning after removal [chosen]: label-free KD from the teacher (plus CE if labels=on)."""
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["finetune_lr"], momentum=0.9, weight_decay=1e-4)
+    for e in range(cfg["finetune_epochs"]):
+        model.train()
+        for x, y in train_b.set_epoch(10_000 + e):
+            with torch.no_grad(), autocast(dev):
+                t = teacher(x).float()
+            with autocast(dev):
+                z = model(x).float()
+            loss = kd_loss(z, t, cfg["kd_temperature"], cfg["kd_form"])
+            if cfg["labels"] == "on":
+                loss = loss + cfg["ce_weight"] * F.cross_entropy(z, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
+            lam_max):
+    """Cut the dead channels out of every student, measure, and save the best one."""
+    held = next(iter(test_b))[0][:256]
+    before = count(teacher)
+    cm = CostModel(teacher)
+    conv_before = cm.cost(cm.widths, conv_only=True)[1]
+    per, pruned_models = [], []
+    for i, s in enumerate(students):
+        s.eval()
+        dead = dead_masks(s, cfg["alive_threshold"])
+        masked = mask_model(s, dead).eval()
+        pruned = prune_model(masked, dead).eval()
+        with torch.no_grad():
+            diff = (pruned(held) - masked(held)).abs().max().item()
+            diff_trained = (pruned(held) - s(held)).abs().max().item()
+        _, acc_trained = evaluate(s, test_b, dev)
+        _, acc_pruned = evaluate(pruned, test_b, dev)
+        if cfg["finetune_epochs"]:
+            pruned = _finetune(pruned, teacher, cfg, train_b, dev)
+            _, acc_pruned = evaluate(pruned, test_b, dev)
+        after = count(pruned)
+        conv_after = cm.cost(pruned.widths(), conv_only=True)[1]
+        per.append(dict(student=i, acc_trained=acc_trained, acc_pruned=acc_pruned, params_after=after["params"],
+                        macs_after=after["macs"], params_pruned=1 - after["params"] / before["params"],
+                        flops_pruned=1 - after["macs"] / before["macs"],
+                        flops_pruned_dpfps=1 - conv_after / conv_before,
+                        max_abs_logit_diff=diff, max_abs_logit_diff_vs_trained=diff_trained,
+                        widths=pruned.widths(), masked=masked))
+        pruned_models.append(pruned)
+    best = max(range(len(per)), key=lambda i: per[i]["acc_pruned"])
+    bp = per[best]
+    b = cfg["baseline"]
+    save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
+                                                     widths=students[best].widths(), student=best,
+                                                     model=bp["masked"].state_dict()))
+    paths = save_pruned(pruned_models[best].cpu(), cfg["arch"], b["num_classes"], b["width"], rdir, held[:1].cpu())
+    pruned_models[best].to(dev)
+    met = [{k: v for k, v in p.items() if k != "masked"} for p in per]
+    accs = [p["acc_pruned"] for p in per]
+    summary = dict(
+        arch=cfg["arch"], target=cfg["target"], profile=cfg["profile"], seed=cfg["seed"], **ds.stamp(),
+        device=device_name(dev), teacher_device=teacher_device, commit=git_commit(), students=cfg["students"],
+        epochs=cfg["epochs"], finetune_epochs=cfg["finetune_epochs"], baseline_acc=baseline_acc,
+        pruned_acc=bp["acc_pruned"], pruned_acc_mean=sum(accs) / len(accs), best_student=best,
+        params_before=before["params"], params_after=bp["params_after"], macs_before=before["macs"],
+        macs_after=bp["macs_after"], params_pruned=bp["params_pruned"], flops_pruned=bp["flops_pruned"],
+        flops_pruned_dpfps=bp["flops_pruned_dpfps"], target_met=_met(tgt, bp),
+        max_abs_logit_diff=max(p["max_abs_logit_diff"] for p in per),
+        max_abs_logit_diff_vs_trained=max(p["max_abs_logit_diff_vs_trained"] for p in per),
+        lambda_max_effective=lam_max, train_seconds=seconds, per_student=met,
+        files={k: str(v) for k, v in paths.items()},
+    )
+    write_json(rdir / "summary.json", summary)
+    return summary, pruned_models
+
+
+def _met(tgt, p) -> bool:
+    achieved = p["params_pruned"] if tgt.kind == "params" else p["flops_pruned"]
+    return achieved >= tgt.ratio - 1e-9

@@ -1,0 +1,43 @@
+"""Tables that put our runs beside the published numbers (references/reference_numbers.csv, with sources)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .provenance import ROOT
+
+REFERENCES = ROOT / "references" / "reference_numbers.csv"
+
+
+def reference_rows(dataset: str = "cifar10", network: str | None = None, method_contains: str | None = None):
+    """Published rows, as recorded with their sources (never typed into a notebook)."""
+    ref = pd.read_csv(REFERENCES, dtype=str)
+    ref = ref[ref["dataset"] == dataset]
+    if network is not None:
+        ref = ref[ref["network"] == network]
+    if method_contains is not None:
+        ref = ref[ref["method"].str.contains(method_contains, regex=False)]
+    return ref
+
+
+def _pct(x):
+    return None if x is None else round(100 * float(x), 2)
+
+
+def main_table(summaries: dict) -> pd.DataFrame:
+    """For each network: the paper's reported row, then ours (best student and mean over students)."""
+    rows = []
+    for arch, s in summaries.items():
+        for _, r in reference_rows("cifar10", arch, "paper (this method)").iterrows():
+            rows.append(dict(network=arch, source=f"paper, reported ({r['source']})", baseline_acc=None,
+                             pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
+                             params_pruned_pct=r["params_reduction_pct"], flops_pruned_pct=r["flops_reduction_pct"],
+                             flops_pruned_dpfps_pct=None, target=None, target_met=None, students=None, epochs=None,
+                             fine_tuned=r["fine_tuned"]))
+        rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", baseline_acc=round(s["baseline_acc"], 4),
+                         pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
+                         delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
+                         params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
+                         flops_pruned_dpfps_pct=_pct(s["flops_pruned_dpfps"]), target=s["target"],
+                         target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
+                         fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs"))
+    return pd.DataFrame(rows)

@@ -1,0 +1,82 @@
+"""The method end to end on the smoke profile: label-free, resumable, exact removal, clear errors."""
+import json
+
+import pytest
+import torch
+
+import paper_repro.method as M
+import paper_repro.train as T
+from paper_repro.storage import CheckpointError
+
+KW = dict(profile="smoke", seed=0, device="cpu", progress=False, students=2)
+
+
+def _states(run):
+    return [{k: v.clone() for k, v in s.state_dict().items()} for s in run.students]
+
+
+def test_end_to_end_removal_is_exact_and_files_exist(tmp_path):
+    r = M.prune_train("resnet20", "flops=0.5", out=tmp_path / "run", lambda_max=0.5, **KW)
+    s = r.summary
+    for k in ("arch", "dataset_official", "baseline_acc", "pruned_acc", "params_before", "params_after",
+              "macs_before", "macs_after", "max_abs_logit_diff"):
+        assert k in s
+    assert s["max_abs_logit_diff"] <= 1e-4
+    assert s["params_after"] < s["params_before"] and s["macs_after"] < s["macs_before"]
+    for f in ("config.json", "metrics.csv", "scores.csv", "student_masked.pt", "pruned.pt2", "pruned_state.pt",
+              "summary.json", "widths.json"):
+        assert (tmp_path / "run" / f).exists(), f
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["arch"] == "resnet20"
+    assert {m["student"] for m in r.metrics} == {0, 1}
+
+
+def test_labels_are_never_read(tmp_path, monkeypatch):
+    """Replacing every training label by garbage changes nothing when labels are off."""
+    a = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "a", **KW)
+
+    real = M.prepare_data
+
+    def garbage_labels(*args, **kw):
+        ds, train, test = real(*args, **kw)
+        train = type(train)(train.x, torch.randint(0, 10, train.y.shape, generator=torch.Generator().manual_seed(5)))
+        return ds, train, test
+
+    monkeypatch.setattr(M, "prepare_data", garbage_labels)
+    b = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "b", **KW)
+    for sa, sb in zip(_states(a), _states(b)):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    c = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "c", labels="on", **KW)  # the ablation does read them
+    assert any(not torch.equal(p, q) for p, q in zip(_states(a)[0].values(), _states(c)[0].values()))
+
+
+def test_interrupted_method_resumes_to_the_same_students(tmp_path):
+    full = M.prune_train("resnet20", "flops=0.4", out=tmp_path / "full", epochs=3, **KW)
+    part = M.prune_train("resnet20", "flops=0.4", out=tmp_path / "part", epochs=3, max_epochs_now=1, **KW)
+    assert not part.summary
+    resumed = M.prune_train("resnet20", "flops=0.4", out=tmp_path / "part", epochs=3, **KW)
+    for sa, sb in zip(_states(full), _states(resumed)):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    assert resumed.summary["pruned_acc"] == full.summary["pruned_acc"]
+
+
+def test_bad_input_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"target: ratio must be in \(0, 1\)"):
+        M.prune_train("resnet20", "flops=1.5", out=tmp_path / "x", **KW)
+    with pytest.raises(ValueError, match="not reachable"):
+        M.prune_train("resnet20", "params=0.999", out=tmp_path / "x", **KW)
+    with pytest.raises(ValueError, match="criterion: unknown value 'norm'"):
+        M.prune_train("resnet20", "flops=0.5", out=tmp_path / "x", criterion="norm", **KW)
+    with pytest.raises(ValueError, match="selection: unknown value"):
+        M.prune_train("resnet20", "flops=0.5", out=tmp_path / "x", selection="sometimes", **KW)
+    other = T.train_baseline("resnet32", "smoke", seed=0, device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="arch='resnet32' but 'resnet20' was expected"):
+        M.prune_train("resnet20", "flops=0.5", out=tmp_path / "x", teacher=other.run_dir / "checkpoint.pt", **KW)
+    assert not (tmp_path / "x").exists()  # nothing started
+
+
+@pytest.mark.parametrize("arch,target", [("vgg_small", "params=0.5"), ("mobilenetv2", "flops=0.3")])
+def test_other_architectures_run(tmp_path, arch, target):
+    r = M.prune_train(arch, target, out=tmp_path / arch, epochs=1, lambda_max=0.5, **KW)
+    assert r.summary["max_abs_logit_diff"] <= 1e-4
