@@ -33,10 +33,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/loader_overhead.py
+	$(PY) bench/sparsity_step.py
+	$(PY) bench/epoch_time.py --archs resnet56 --steps 20 --warmup 3
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf build runs/*/*smoke* .pytest_cache .hypothesis
+	rm -rf build runs/baselines/*-synthetic-* runs/prune/*-smoke-* .pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -40,12 +40,14 @@ args = p.parse_args()
 dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 ds = D.make_synthetic(n_train=args.images, n_test=16).to(dev)
-batches = D.Batches(ds.train, args.batch, D.MEAN["synthetic"], D.STD["synthetic"], train=True, channels_last=True)
+mk = lambda views: D.Batches(ds.train, args.batch, D.MEAN["synthetic"], D.STD["synthetic"], train=True,
+                             channels_last=True, views=views)
+batches = mk(1)
 steps_per_epoch = len(batches)
 timed_steps = min(args.steps or steps_per_epoch, steps_per_epoch)
 
 
-def timed(step_fn) -> float:
+def timed(step_fn, batches) -> float:
     """Seconds for one epoch: warm-up steps first (untimed), then `timed_steps` steps, scaled to an epoch."""
     it = iter(batches.set_epoch(0))
     for _ in range(args.warmup):
@@ -80,7 +82,7 @@ for arch in args.archs.split(","):
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    plain = timed(plain_step)
+    plain = timed(plain_step, batches)
     plain_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
     del model, opt
 
@@ -110,9 +112,10 @@ for arch in args.archs.split(","):
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    method = timed(method_step)
+    views = mk(args.students)  # each student its own crop + flip (METHOD student_views='own')
+    method = timed(method_step, views)
     method_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
-    distill = timed(distill_only)
+    distill = timed(distill_only, views)
     print(f"{arch:12s} plain {plain:7.2f} s/epoch (peak {plain_mem:.2f} GiB) | method {method:7.2f} s/epoch "
           f"= {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | of which sparsity step "
           f"{100 * (method - distill) / method:.0f}%", flush=True)

@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,reproduce} ..."""
+"""Command line: python -m paper_repro {count,train,prune,reproduce} ..."""
 from __future__ import annotations
 
 import argparse

@@ -172,12 +172,16 @@ class Batches:
     """Iterate a split held on the device in (normalised float images, labels) batches.
 
     train=True: reshuffle and augment, from a generator seeded by (seed, epoch). Randomness is drawn on
-    the CPU, so the same seed gives the same batches on every device."""
+    the CPU, so the same seed gives the same batches on every device. views=V > 1 yields, per batch, a
+    list of V independently cropped and flipped views of the same images (view 0 is the views=1 batch)."""
 
     def __init__(self, split: Split, batch_size: int, mean, std, train: bool, seed: int = 0,
-                 drop_last: bool | None = None, channels_last: bool = False):
+                 drop_last: bool | None = None, channels_last: bool = False, views: int = 1):
         self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
         self.drop_last = train if drop_last is None else drop_last
+        if not (isinstance(views, int) and views >= 1) or (views > 1 and not train):
+            raise ValueError(f"views: must be an integer >= 1 (and 1 for evaluation), got {views!r}")
+        self.views = views
         dev = split.x.device
         self.mean = torch.tensor(mean, device=dev).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=dev).view(1, 3, 1, 1) * 255
@@ -204,14 +208,19 @@ class Batches:
             return
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         perm = torch.randperm(n, generator=g)
-        shifts = torch.randint(0, 9, (2, n), generator=g)
-        flips = torch.rand(n, generator=g) < 0.5
-        perm, shifts, flips = perm.to(dev), shifts.to(dev), flips.to(dev)
+        shifts = [torch.randint(0, 9, (2, n), generator=g)]
+        flips = [torch.rand(n, generator=g) < 0.5]
+        for _ in range(self.views - 1):  # drawn after view 0's: views=1 batches are unchanged by this option
+            shifts.append(torch.randint(0, 9, (2, n), generator=g))
+            flips.append(torch.rand(n, generator=g) < 0.5)
+        perm = perm.to(dev)
+        shifts, flips = [s.to(dev) for s in shifts], [f.to(dev) for f in flips]
         ar = torch.arange(32, device=dev)
         for b in range(len(self)):
             sel = perm[b * self.batch_size:(b + 1) * self.batch_size]
-            x = augment(self.split.x[sel], shifts[0, sel], shifts[1, sel], flips[sel], ar)
-            yield self._normalise(x), self.split.y[sel]
+            xs = [self._normalise(augment(self.split.x[sel], s[0, sel], s[1, sel], f[sel], ar))
+                  for s, f in zip(shifts, flips)]
+            yield (xs[0] if self.views == 1 else xs), self.split.y[sel]
 
 
 def augment(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, flip: torch.Tensor, ar=None) -> torch.Tensor:

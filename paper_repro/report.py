@@ -90,5 +90,6 @@ def write_index(profile: str) -> Path:
             link = f"[{file}]({rel}) ([md]({rel_md}))"
         else:
             link = f"[{file}]({rel})"
-        lines.append(f"| {link} | {m['kind']} | {m['notebook']} | {stamp_line(m['stamp'])} |")
+        prov = stamp_line(m["stamp"]).replace("|", "\\|")  # the stamp's own separators must not split cells
+        lines.append(f"| {link} | {m['kind']} | {m['notebook']} | {prov} |")
     return write_text(res_dir / "README.md", "\n".join(lines) + "\n")

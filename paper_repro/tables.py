@@ -41,3 +41,36 @@ def main_table(summaries: dict) -> pd.DataFrame:
                          target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
                          fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs"))
     return pd.DataFrame(rows)
+
+
+PAPER_RUNS = ROOT / "results" / "paper" / "runs"
+
+
+def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
+    """One row per recorded method run (summary.json + config.json + its teacher's metrics.csv), e.g. the
+    paper-recipe runs made on a GPU. Values are read from the run's own files, never typed."""
+    import json
+    from pathlib import Path
+
+    rows = []
+    for summary_path in sorted(Path(folder).glob("*/summary.json")):
+        s = json.loads(summary_path.read_text())
+        cfg = json.loads((summary_path.parent / "config.json").read_text())
+        metrics = pd.read_csv(summary_path.parent / "metrics.csv")
+        base = cfg["baseline"]
+        teacher_dir = Path(folder) / "baselines" / Path(cfg.get("teacher_checkpoint", "")).parent.name
+        teacher_metrics = teacher_dir / "metrics.csv"
+        teacher_epoch_s = (round(float(pd.read_csv(teacher_metrics)["epoch_seconds"].median()), 1)
+                           if teacher_metrics.is_file() else None)
+        rows.append(dict(
+            network=s["arch"], target=s["target"], target_met=s["target_met"], teacher_epochs=base["epochs"],
+            method_epochs=s["epochs"], students=s["students"],
+            student_views=cfg.get("student_views", "shared (before the option existed)"),
+            baseline_acc=s["baseline_acc"], pruned_acc_best=s["pruned_acc"], pruned_acc_mean=s["pruned_acc_mean"],
+            delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
+            params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
+            teacher_epoch_seconds=teacher_epoch_s, method_epoch_seconds=round(float(metrics["epoch_seconds"].median()), 1),
+            batch_size=base["batch_size"], train_images=base["train_subset"] or "all", profile=s["profile"],
+            dataset=s["dataset"], dataset_official=s["dataset_official"], dataset_fingerprint=s["dataset_fingerprint"],
+            seed=s["seed"], device=s["device"], commit=s["commit"], record=summary_path.parent.name))
+    return pd.DataFrame(rows)

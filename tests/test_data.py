@@ -77,3 +77,15 @@ def test_synthetic_is_deterministic_and_learnable_shaped():
     a, b = D.make_synthetic(seed=1), D.make_synthetic(seed=1)
     assert torch.equal(a.train.x, b.train.x) and a.official is False
     assert a.train.x.shape[1:] == (3, 32, 32) and int(a.train.y.max()) == 9
+
+
+def test_views_are_independent_crops_of_the_same_images():
+    ds = D.make_synthetic(n_train=256, n_test=64)
+    one = D.Batches(ds.train, 64, D.MEAN["synthetic"], D.STD["synthetic"], train=True, seed=3).set_epoch(1)
+    three = D.Batches(ds.train, 64, D.MEAN["synthetic"], D.STD["synthetic"], train=True, seed=3, views=3).set_epoch(1)
+    for (x, y), (xs, ys) in zip(one, three):
+        assert torch.equal(y, ys) and len(xs) == 3
+        assert torch.equal(x, xs[0])  # view 0 is the single-view batch
+        assert not torch.equal(xs[1], xs[2])
+    with pytest.raises(ValueError, match="views"):
+        D.Batches(ds.test, 64, D.MEAN["synthetic"], D.STD["synthetic"], train=False, views=2)

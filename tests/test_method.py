@@ -80,3 +80,16 @@ def test_bad_input_fails_before_training(tmp_path):
 def test_other_architectures_run(tmp_path, arch, target):
     r = M.prune_train(arch, target, out=tmp_path / arch, epochs=1, lambda_max=0.5, **KW)
     assert r.summary["max_abs_logit_diff"] <= 1e-4
+
+
+def test_students_get_their_own_views_and_so_differ(tmp_path):
+    """Exact copies fed one batch stay identical (mutual term 0); own crops + flips break the tie."""
+    own = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "own", **KW)
+    a, b = _states(own)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert all(m["loss_mutual"] > 0 for m in own.metrics)
+    shared = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "shared", student_views="shared", **KW)
+    a, b = _states(shared)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="student_views: unknown value 'mixed'"):
+        M.prune_train("resnet20", "flops=0.3", out=tmp_path / "x", student_views="mixed", **KW)
