@@ -10,11 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str:
-    """Short HEAD sha, with '+dirty' when the package or notebooks differ from it."""
+    """Short HEAD sha, with '+dirty' when a tracked file of the package or a source notebook differs from it.
+
+    Untracked files do not count (the executed copies `make reproduce` is writing, a helper script), and the
+    glob pathspec keeps `notebooks/*.ipynb` from matching notebooks/executed/."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "paper_repro", "notebooks/*.ipynb"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "paper_repro",
+                                ":(glob)notebooks/*.ipynb"],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
