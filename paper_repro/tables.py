@@ -1,6 +1,8 @@
 """Tables that put our runs beside the published numbers (references/reference_numbers.csv, with sources)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .provenance import ROOT
@@ -74,3 +76,35 @@ def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
             dataset=s["dataset"], dataset_official=s["dataset_official"], dataset_fingerprint=s["dataset_fingerprint"],
             seed=s["seed"], device=s["device"], commit=s["commit"], record=summary_path.parent.name))
     return pd.DataFrame(rows)
+
+
+OUR_COLUMNS = ("network", "flops_pruned_pct", "pruned_acc_best")
+
+
+def accuracy_vs_flops(results_dir) -> pd.DataFrame:
+    """Δ accuracy (pruned − baseline, in points) against FLOPs pruned (%), one row per network and source.
+
+    Ours: every <results_dir>/*.csv with the columns network, flops_pruned_pct and pruned_acc_best (e.g.
+    main_table.csv), rows with a measured accuracy only. Published: the CIFAR-10 rows of
+    references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
+    against its own baseline: the budgets and data differ, so absolute accuracies are not comparable."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("*.csv")):
+        t = pd.read_csv(path)
+        if not set(OUR_COLUMNS) <= set(t.columns) or not ({"baseline_acc", "delta_acc"} & set(t.columns)):
+            continue
+        t = t.dropna(subset=["pruned_acc_best", "flops_pruned_pct"])
+        # From the unrounded accuracies (fractions) where the table has them; its delta_acc is rounded.
+        delta = (100 * (t["pruned_acc_best"] - t["baseline_acc"]) if "baseline_acc" in t.columns
+                 else pd.to_numeric(t["delta_acc"], errors="coerce"))
+        for (_, r), d in zip(t.iterrows(), delta):
+            rows.append(dict(network=r["network"], flops_pruned_pct=float(r["flops_pruned_pct"]), delta_acc_pts=d,
+                             kind="ours", source=f"ours ({path.stem})"))
+    ref = reference_rows("cifar10")
+    for _, r in ref.iterrows():
+        x, y = pd.to_numeric(r["flops_reduction_pct"], errors="coerce"), pd.to_numeric(r["delta_acc"], errors="coerce")
+        if pd.notna(x) and pd.notna(y):
+            rows.append(dict(network=r["network"], flops_pruned_pct=float(x), delta_acc_pts=float(y),
+                             kind="published", source=r["method"]))
+    return pd.DataFrame(rows, columns=["network", "flops_pruned_pct", "delta_acc_pts", "kind", "source"]).dropna(
+        subset=["delta_acc_pts"]).reset_index(drop=True)

@@ -71,7 +71,8 @@ def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
 def make_optimizer(model, cfg: dict, steps_per_epoch: int):
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
-    milestones = [int(round(m * cfg["epochs"])) for m in cfg["lr_milestones"]]
+    # At least epoch 1: a milestone at 0 would decay the LR before the first step (a 1-epoch run at lr/10).
+    milestones = [max(1, int(round(m * cfg["epochs"]))) for m in cfg["lr_milestones"]]
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg["lr_gamma"])
     return opt, sched
 

@@ -59,3 +59,14 @@ def test_bad_profile_and_settings():
         T.train_baseline("resnet20", "gpu")
     with pytest.raises(ValueError, match="unknown setting"):
         T.train_baseline("resnet20", "smoke", epochz=3)
+
+
+def test_lr_never_decays_before_the_first_step():
+    """A 1-epoch run must train at the configured lr (a milestone rounded to 0 would divide it by 10)."""
+    from paper_repro.config import resolve_baseline
+    from paper_repro.models import build_model
+    from paper_repro.train import make_optimizer
+
+    cfg = resolve_baseline("resnet20", "smoke", epochs=1)
+    opt, _ = make_optimizer(build_model("resnet20", width=0.25), cfg, steps_per_epoch=4)
+    assert opt.param_groups[0]["lr"] == cfg["lr"]
