@@ -11,7 +11,6 @@ a device sync. Goals (issue 5, one H100): plain resnet56 <= 2 s/epoch, method <=
                                          [--students 2] [--steps N (time N steps, scale to an epoch)]
 """
 import argparse
-import copy
 import time
 
 import torch
@@ -21,7 +20,7 @@ from paper_repro import data as D
 from paper_repro.allocation import allocate, parse_target
 from paper_repro.counting import CostModel
 from paper_repro.losses import FeatureTaps
-from paper_repro.method import METHOD, distill_step, expected_sparse_counts, sparsify_step
+from paper_repro.method import METHOD, copy_students, distill_step, expected_sparse_counts, sparsify_step
 from paper_repro.models import build_model
 from paper_repro.provenance import device_name, resolve_device
 from paper_repro.train import autocast
@@ -86,13 +85,7 @@ for arch in args.archs.split(","):
     plain_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
     del model, opt
 
-    teacher = net(arch).eval()
-    for q in teacher.parameters():
-        q.requires_grad_(False)
-    students = [copy.deepcopy(teacher).train() for _ in range(args.students)]
-    for s in students:
-        for q in s.parameters():
-            q.requires_grad_(True)
+    teacher, students = copy_students(net(arch), args.students)
     t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
     sopt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
     groups = [s.channel_groups() for s in students]

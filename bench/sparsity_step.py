@@ -7,7 +7,6 @@ Warm-up steps excluded; medians over steps.
     .venv/bin/python bench/sparsity_step.py [--arch resnet56] [--width 1.0] [--batch 64] [--students 2]
 """
 import argparse
-import copy
 import statistics
 import time
 
@@ -17,7 +16,7 @@ from paper_repro import data as D
 from paper_repro.allocation import allocate, parse_target
 from paper_repro.counting import CostModel
 from paper_repro.losses import FeatureTaps
-from paper_repro.method import METHOD, distill_step, expected_sparse_counts, sparsify_step
+from paper_repro.method import METHOD, copy_students, distill_step, expected_sparse_counts, sparsify_step
 from paper_repro.models import build_model
 from paper_repro.provenance import device_name, resolve_device
 
@@ -34,13 +33,8 @@ args = p.parse_args()
 dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 torch.manual_seed(0)
-teacher = build_model(args.arch, width=args.width).to(dev).to(memory_format=torch.channels_last).eval()
-for q in teacher.parameters():
-    q.requires_grad_(False)
-students = [copy.deepcopy(teacher).train() for _ in range(args.students)]
-for s in students:
-    for q in s.parameters():
-        q.requires_grad_(True)
+net = build_model(args.arch, width=args.width).to(dev).to(memory_format=torch.channels_last)
+teacher, students = copy_students(net, args.students)
 t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
 opt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
 groups = [s.channel_groups() for s in students]
