@@ -85,7 +85,7 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     """Δ accuracy (pruned − baseline, in points) against FLOPs pruned (%), one row per network and source.
 
     Ours: every <results_dir>/*.csv with the columns network, flops_pruned_pct and pruned_acc_best (e.g.
-    main_table.csv), rows with a measured accuracy only. Published: the CIFAR-10 rows of
+    main_table.csv), rows with a measured accuracy only, kind "ours, <profile> profile". Published: the CIFAR-10 rows of
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
     against its own baseline: the budgets and data differ, so absolute accuracies are not comparable."""
     rows = []
@@ -98,8 +98,11 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
         delta = (100 * (t["pruned_acc_best"] - t["baseline_acc"]) if "baseline_acc" in t.columns
                  else pd.to_numeric(t["delta_acc"], errors="coerce"))
         for (_, r), d in zip(t.iterrows(), delta):
+            # Our tables hold runs of different budgets (the cpu profile, shortened paper-recipe runs on a GPU):
+            # the kind says which, so a reader never takes one for the other.
+            kind = f"ours, {r['profile']} profile" if "profile" in t.columns else "ours"
             rows.append(dict(network=r["network"], flops_pruned_pct=float(r["flops_pruned_pct"]), delta_acc_pts=d,
-                             kind="ours", source=f"ours ({path.stem})"))
+                             kind=kind, source=f"ours ({path.stem})"))
     ref = reference_rows("cifar10")
     for _, r in ref.iterrows():
         x, y = pd.to_numeric(r["flops_reduction_pct"], errors="coerce"), pd.to_numeric(r["delta_acc"], errors="coerce")

@@ -83,3 +83,8 @@ def test_accuracy_vs_flops_reads_ours_and_published(tmp_path):
     assert len(published) == int(numeric.sum()) > 0
     assert "vgg_small" in set(published.network)  # the paper's own +0.1 at 70%
     assert not published.delta_acc_pts.isna().any()
+    # A table stamped with its profile says which budget each of our points comes from.
+    pd.DataFrame([dict(network="resnet56", baseline_acc=0.86, pruned_acc_best=0.85, flops_pruned_pct=34.1,
+                       profile="paper")]).to_csv(tmp_path / "gpu_runs.csv", index=False)
+    kinds = set(accuracy_vs_flops(tmp_path).kind)
+    assert {"ours", "ours, paper profile", "published"} <= kinds
