@@ -37,7 +37,7 @@ def _prune(args):
 
     over = {k: getattr(args, k) for k in ("students", "criterion", "selection", "penalty", "labels", "kd_weight",
                                           "feature_weight", "mutual_weight", "lambda_max", "epochs",
-                                          "finetune_epochs", "kd_form")}
+                                          "finetune_epochs", "kd_form", "student_views")}
     r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
                     max_epochs_now=args.max_epochs_now, **over)
@@ -85,7 +85,7 @@ def main(argv=None):
     from .allocation import TARGET_KINDS
     from .ista import PENALTIES
     from .losses import KD_FORMS
-    from .method import LABELS, SELECTIONS
+    from .method import LABELS, SELECTIONS, STUDENT_VIEWS
     from .sensitivity import CRITERIA
 
     pr = sub.add_parser("prune", help="baseline (cached) -> label-free dynamic sparse training -> channel removal")
@@ -99,6 +99,8 @@ def main(argv=None):
     pr.add_argument("--penalty", choices=PENALTIES, default=None, help="penalty schedule (default progressive)")
     pr.add_argument("--labels", choices=LABELS, default=None, help="on: add cross-entropy (ablation; default off)")
     pr.add_argument("--kd-form", choices=KD_FORMS, default=None, help="teacher-prediction loss (default kl)")
+    pr.add_argument("--student-views", choices=STUDENT_VIEWS, default=None,
+                    help="own: each student its own crop + flip of the batch (default); shared: one view for all")
     pr.add_argument("--kd-weight", type=float, default=None, help="λ1 (0 turns KD off)")
     pr.add_argument("--feature-weight", type=float, default=None, help="λ2 (0 turns the feature loss off)")
     pr.add_argument("--mutual-weight", type=float, default=None, help="λ3 (0 turns mutual learning off)")
