@@ -213,8 +213,9 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     if teacher is not None:
         teacher_model, baseline_acc, teacher_cfg = _load_teacher(teacher, cfg)
         teacher_device = "given checkpoint"
-        # The teacher's own settings (e.g. fewer epochs than the profile's) replace the profile's in the record.
-        cfg["teacher_checkpoint"], cfg["baseline"] = str(teacher), teacher_cfg or cfg["baseline"]
+        # Recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher
+        # may differ from the profile (e.g. fewer epochs), and the record says how.
+        cfg["teacher_checkpoint"], cfg["teacher_config"] = str(teacher), teacher_cfg
     else:
         base = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                               progress=progress, **{k: v for k, v in overrides.items() if k in b and k != "epochs"})

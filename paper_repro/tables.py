@@ -65,7 +65,8 @@ def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
         teacher_epoch_s = (round(float(pd.read_csv(teacher_metrics)["epoch_seconds"].median()), 1)
                            if teacher_metrics.is_file() else None)
         rows.append(dict(
-            network=s["arch"], target=s["target"], target_met=s["target_met"], teacher_epochs=base["epochs"],
+            network=s["arch"], target=s["target"], target_met=s["target_met"],
+            teacher_epochs=(cfg.get("teacher_config") or base)["epochs"],
             method_epochs=s["epochs"], students=s["students"],
             student_views=cfg.get("student_views", "shared (before the option existed)"),
             baseline_acc=s["baseline_acc"], pruned_acc_best=s["pruned_acc"], pruned_acc_mean=s["pruned_acc_mean"],

@@ -93,3 +93,15 @@ def test_students_get_their_own_views_and_so_differ(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="student_views: unknown value 'mixed'"):
         M.prune_train("resnet20", "flops=0.3", out=tmp_path / "x", student_views="mixed", **KW)
+
+
+def test_given_teacher_is_recorded_beside_the_training_settings(tmp_path):
+    """A teacher trained with other settings (here 1 epoch instead of the profile's 2) is used as given, and
+    config.json keeps both: what the students trained with and what the teacher was."""
+    short = T.train_baseline("resnet20", "smoke", seed=0, device="cpu", progress=False, epochs=1)
+    r = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "run", epochs=1,
+                      teacher=short.run_dir / "checkpoint.pt", **KW)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["teacher_config"]["epochs"] == 1 and cfg["baseline"]["epochs"] == 2
+    assert cfg["teacher_checkpoint"].endswith("checkpoint.pt")
+    assert r.summary["baseline_acc"] == short.test_acc
