@@ -95,7 +95,7 @@ def main(argv=None):
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--students", type=int, default=None, help="N students (default 2)")
     pr.add_argument("--criterion", choices=CRITERIA, default=None, help="expected-sparse set criterion (default taylor)")
-    pr.add_argument("--selection", choices=SELECTIONS, default=None, help="re-select every iteration or once per epoch")
+    pr.add_argument("--selection", choices=SELECTIONS, default=None, help="re-select every iteration (dynamic), once per epoch (static) or once at the start (fixed)")
     pr.add_argument("--penalty", choices=PENALTIES, default=None, help="penalty schedule (default progressive)")
     pr.add_argument("--labels", choices=LABELS, default=None, help="on: add cross-entropy (ablation; default off)")
     pr.add_argument("--kd-form", choices=KD_FORMS, default=None, help="teacher-prediction loss (default kl)")

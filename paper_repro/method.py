@@ -32,7 +32,9 @@ from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
 from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, train_baseline
 
-SELECTIONS = ("dynamic", "static")
+# dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
+# first step of training, and kept (the classic fixed mask).
+SELECTIONS = ("dynamic", "static", "fixed")
 LABELS = ("off", "on")
 STUDENT_VIEWS = ("own", "shared")
 
@@ -247,6 +249,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
 
     state_path = rdir / "state.pt"
     start, metrics, scores_log, seconds = 0, [], [], 0.0
+    fixed = None  # selection "fixed": the expected-sparse sets chosen at the first step of training
     if state_path.exists():
         st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
         for s, sd in zip(students, st["students"]):
@@ -256,6 +259,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         allocs = [Allocation(**a) for a in st["allocs"]]
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
         score_gen.set_state(st["score_gen"])
+        fixed = st.get("fixed_selected")
     write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
@@ -268,7 +272,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         m_sparse = [expected_sparse_counts(widths, a.keep) for a in allocs]
         sums = [dict(kd=torch.zeros((), device=dev), feature=torch.zeros((), device=dev),
                      mutual=torch.zeros((), device=dev), ce=torch.zeros((), device=dev)) for _ in students]
-        selected = [None] * len(students)  # static selection: chosen at the first step of each epoch
+        # static: chosen at the first step of each epoch; fixed: at the first step of training, then kept
+        selected = fixed if cfg["selection"] == "fixed" and fixed is not None else [None] * len(students)
         last_scores, n_steps, t0 = None, 0, time.perf_counter()
         for s in students:
             s.train()
@@ -278,11 +283,14 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
             last_scores = sc if sc is not None else last_scores
             n_steps += 1
         sched.step()
+        if cfg["selection"] == "fixed":
+            fixed = selected
         if dev.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         seconds += dt
-        for l, (v, sel) in enumerate(zip(last_scores, selected[0])):  # one host copy per layer
+        # `fixed` scores only at the first step of training: later epochs have no fresh scores to log
+        for l, (v, sel) in enumerate(zip(last_scores or [], selected[0])):  # one host copy per layer
             for c, (score, chosen) in enumerate(zip(v.tolist(), sel.tolist())):
                 scores_log.append(dict(epoch=epoch + 1, layer=l, channel=c, score=score, selected=chosen))
         for i, (s, gs) in enumerate(zip(students, groups)):
@@ -301,7 +309,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
                                          students=[s.state_dict() for s in students], optimizer=opt.state_dict(),
                                          scheduler=sched.state_dict(), allocs=[a.__dict__ for a in allocs],
                                          metrics=metrics, scores=scores_log, seconds=seconds,
-                                         score_gen=score_gen.get_state()))
+                                         score_gen=score_gen.get_state(), fixed_selected=fixed))
         write_text(rdir / "metrics.csv", _metrics_csv(metrics))
         write_text(rdir / "scores.csv", _metrics_csv(scores_log))
     bar.close()

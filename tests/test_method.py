@@ -105,3 +105,20 @@ def test_given_teacher_is_recorded_beside_the_training_settings(tmp_path):
     assert cfg["teacher_config"]["epochs"] == 1 and cfg["baseline"]["epochs"] == 2
     assert cfg["teacher_checkpoint"].endswith("checkpoint.pt")
     assert r.summary["baseline_acc"] == short.test_acc
+
+
+def test_fixed_selection_keeps_its_first_sets_and_resumes(tmp_path):
+    """`fixed`: the expected-sparse sets of the first step hold for the whole run, also across a resume;
+    only channels of those sets can be driven to zero."""
+    kw = dict(KW, students=1, selection="fixed", lambda_max=2.0, epochs=3)
+    full = M.prune_train("resnet20", "flops=0.4", out=tmp_path / "full", **kw)
+    M.prune_train("resnet20", "flops=0.4", out=tmp_path / "part", max_epochs_now=1, **kw)
+    resumed = M.prune_train("resnet20", "flops=0.4", out=tmp_path / "part", **kw)
+    for sa, sb in zip(_states(full), _states(resumed)):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    assert {r["epoch"] for r in full.scores} == {1}  # scored once, at the first step
+    chosen = {(r["layer"], r["channel"]) for r in full.scores if r["selected"]}
+    groups = full.students[0].channel_groups()
+    dead = {(l, c) for l, g in enumerate(groups) for c in torch.nonzero(~g.alive(0.01)).flatten().tolist()}
+    assert dead and dead <= chosen
