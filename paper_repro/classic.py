@@ -1,0 +1,365 @@
+"""Classic pipeline baselines (METHOD §8): train → score → prune → fine-tune WITH labels.
+
+Three arms, on the ablation subject (resnet56 at FLOPs 0.60, the profile's cached baseline as the start):
+
+- ``l1_uniform`` (Li et al. 2017, "Pruning Filters for Efficient ConvNets"): a channel's score is the L1 norm
+  of its producer filters; every prunable group loses the same fraction of its channels, the smallest fraction
+  (by bisection) whose pruned network meets the FLOPs target.
+- ``l1_global``: the same scores, each layer's divided by that layer's mean score (L1 norms grow with the
+  filter size, so raw norms are not comparable across layers); one threshold over all layers, the lowest
+  that meets the target. Every group keeps at least its strongest channel.
+- ``slimming`` (Liu et al. 2017, "Learning Efficient Convolutional Networks through Network Slimming"):
+  cross-entropy training with an L1 penalty on the BN scale γ of the prunable channels, then one global
+  threshold on |γ| (raw: γ is already on one scale everywhere), prune, fine-tune.
+
+Then the dead channels are cut out (`surgery.prune_model`) and the pruned network is fine-tuned with
+cross-entropy. Every arm gets the epoch budget of the method's ablation arm (`ablation.budget`): the
+fine-tuning of the L1 arms uses all of it; slimming splits it, ceil(E/3) sparse-training epochs then the rest
+fine-tuning (3 → 1 + 2), so both pipelines see the same number of labelled epochs.
+
+Runs are cached by their settings in runs/classic/<arch>-<arm>-<target>-<profile>-s<seed>-<key>/
+(config.json, sparse.pt / finetune.pt written atomically after every epoch, pruned_state.pt, summary.json):
+an interrupted run resumes, a finished one is loaded.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as D
+from . import train as _train
+from .allocation import Target, parse_target, pruned_ratio
+from .config import check_profile, config_key, resolve_baseline
+from .counting import CostModel, count
+from .ista import scaled_lambda
+from .models import build_model
+from .provenance import device_name, git_commit, resolve_device
+from .sensitivity import smallest_mask
+from .storage import load_checkpoint, load_state, save_checkpoint, write_json
+from .surgery import mask_model, prune_model
+from .train import autocast, evaluate, prepare_data
+
+ARMS = ("l1_uniform", "l1_global", "slimming")
+NORMALISERS = ("mean", "max", "none")
+
+# [chosen] unless marked. The optimiser of every labelled phase after the teacher: SGD, momentum 0.9, wd 1e-4,
+# lr 0.01 (the method's finetune_lr) x0.1 at 50% and 75% of the phase's epochs.
+CLASSIC = dict(
+    lr=0.01, momentum=0.9, weight_decay=1e-4, lr_milestones=[0.5, 0.75], lr_gamma=0.1,
+    slim_lambda=1e-4,  # [Liu et al. 2017, CIFAR] at batch 64, lr 0.1, 50k images; rescaled to the run's steps x lr
+    slim_share=1 / 3,  # fraction of the budget's epochs spent on sparse training (rounded up)
+    global_normaliser="mean",
+)
+# Per profile, as the method's PROFILE_METHOD: the cpu budget is ~1 % of the paper's steps, so slimming's λ
+# gets the same 5x the method's λ_max gets there.
+PROFILE_CLASSIC = {"smoke": dict(), "cpu": dict(slim_lambda=5e-4), "paper": dict()}
+
+ARM_INFO = {
+    "l1_uniform": dict(criterion="L1 of producer filters", allocation="uniform fraction per layer"),
+    "l1_global": dict(criterion="L1 of producer filters", allocation="global threshold (score / layer mean)"),
+    "slimming": dict(criterion="abs(BN γ) after L1-on-γ training", allocation="global threshold on abs(γ)"),
+}
+
+
+def check_arm(arm: str) -> str:
+    if arm not in ARMS:
+        raise ValueError(f"arm: unknown classic arm {arm!r}; valid: {', '.join(ARMS)}")
+    return arm
+
+
+# -- scores and masks ------------------------------------------------------------------------------------------
+@torch.no_grad()
+def l1_scores(model: nn.Module) -> list[torch.Tensor]:
+    """Per channel group: Σ |w| over the producer filters of each channel (Li et al.)."""
+    return [g.producer_sum(lambda m: m.weight.detach().abs()).float().cpu() for g in model.channel_groups()]
+
+
+@torch.no_grad()
+def bn_scores(model: nn.Module) -> list[torch.Tensor]:
+    """Per channel group: |γ| of the first BN on the channel (network slimming)."""
+    return [g.norms[0].weight.detach().abs().float().cpu() for g in model.channel_groups()]
+
+
+def normalise(scores: list[torch.Tensor], how: str = "mean") -> list[torch.Tensor]:
+    """Make scores comparable across layers: divide each layer's by its mean or max ("none": unchanged)."""
+    if how not in NORMALISERS:
+        raise ValueError(f"normaliser: unknown value {how!r}; valid: {', '.join(NORMALISERS)}")
+    if how == "none":
+        return [s.clone() for s in scores]
+    return [s / (s.mean() if how == "mean" else s.max()).clamp_min(1e-12) for s in scores]
+
+
+def _ratio(cost_model: CostModel, dead, kind: str) -> float:
+    return pruned_ratio(cost_model, [len(d) - int(d.sum()) for d in dead], kind)
+
+
+def uniform_masks(scores, cost_model: CostModel, target) -> tuple[list[torch.Tensor], dict]:
+    """The same fraction f of every group's channels removed (its lowest scores; at least one kept), with the
+    smallest f whose network meets `target` (bisection; n_l = min(C_l − 1, ⌊f·C_l⌋)). When even one channel per
+    group misses the target, every group keeps one channel and the caller reports target_met=False."""
+    tgt = parse_target(target)
+    widths = [len(s) for s in scores]
+
+    def dead_at(f):
+        return [smallest_mask(s, min(c - 1, int(math.floor(f * c + 1e-9)))) for s, c in zip(scores, widths)]
+
+    lo, hi = 0.0, 1.0
+    if _ratio(cost_model, dead_at(hi), tgt.kind) >= tgt.ratio:
+        for _ in range(50):  # invariant: dead_at(hi) meets the target, dead_at(lo) does not (or lo = 0)
+            mid = 0.5 * (lo + hi)
+            if _ratio(cost_model, dead_at(mid), tgt.kind) >= tgt.ratio:
+                hi = mid
+            else:
+                lo = mid
+    dead = dead_at(hi)
+    return dead, dict(fraction=hi, achieved=_ratio(cost_model, dead, tgt.kind))
+
+
+def global_masks(scores, cost_model: CostModel, target) -> tuple[list[torch.Tensor], dict]:
+    """One threshold over all layers: channels are removed in ascending score order (ties: layer, then index),
+    skipping a group's last channel, until the network meets `target`. `threshold` is the last removed score
+    (everything below it in a group that still has more than one channel is gone)."""
+    tgt = parse_target(target)
+    dead = [torch.zeros(len(s), dtype=torch.bool) for s in scores]
+    order = sorted((float(v), l, c) for l, s in enumerate(scores) for c, v in enumerate(s.tolist()))
+    alive = [len(s) for s in scores]
+    threshold, achieved = float("nan"), 0.0
+    for v, l, c in order:
+        if achieved >= tgt.ratio:
+            break
+        if alive[l] == 1:
+            continue
+        dead[l][c], alive[l], threshold = True, alive[l] - 1, v
+        achieved = pruned_ratio(cost_model, alive, tgt.kind)
+    return dead, dict(threshold=threshold, achieved=achieved)
+
+
+# -- labelled training ---------------------------------------------------------------------------------------
+def bn_l1_subgradient_(norms, lam: float) -> None:
+    """Network slimming's update: γ.grad += λ·sign(γ) on the given BNs (the subgradient of λ·Σ|γ|)."""
+    if lam <= 0:
+        return
+    for bn in norms:
+        if bn.weight.grad is not None:
+            bn.weight.grad.add_(lam * torch.sign(bn.weight.detach()))
+
+
+def _optimizer(model, cfg, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    milestones = [max(1, int(round(m * epochs))) for m in cfg["lr_milestones"]]
+    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg["lr_gamma"])
+
+
+def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg: dict, dev, state_path: Path,
+                 seed: int, phase: str, slim_lambda: float = 0.0, extra: dict | None = None,
+                 stop_after: int | None = None) -> tuple[list, float]:
+    """Cross-entropy training for `epochs` (+ slimming's γ penalty on the prunable BNs when slim_lambda > 0).
+
+    Resumable: model, optimiser, scheduler and metrics go to `state_path` after every epoch; a finished state
+    is loaded without training. `stop_after`: leave after that many epochs (a later call resumes). Returns
+    (metrics, seconds)."""
+    opt, sched = _optimizer(model, cfg, epochs)
+    norms = [bn for g in model.channel_groups() for bn in g.norms]
+    start, metrics, seconds = 0, [], 0.0
+    expect = {"phase": phase, "config_key": cfg["config_key"], **(extra or {})}
+    if state_path.exists():
+        st = load_checkpoint(state_path, expect=expect)
+        load_state(model, st["model"], state_path)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
+    end = epochs if stop_after is None else min(epochs, start + stop_after)
+    for epoch in range(start, end):
+        torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
+        model.train()
+        t0, n, loss_sum = time.perf_counter(), 0, torch.zeros((), device=dev)
+        lr = opt.param_groups[0]["lr"]
+        for x, y in train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)):
+            with autocast(dev):
+                loss = F.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            bn_l1_subgradient_(norms, slim_lambda)
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            n += len(y)
+        sched.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        seconds += dt
+        _, acc = evaluate(model, test_b, dev)
+        gamma = torch.cat([bn.weight.detach().abs().flatten() for bn in norms]).mean().item()
+        metrics.append(dict(phase=phase, epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, test_acc=acc,
+                            mean_abs_gamma=gamma, epoch_seconds=dt))
+        save_checkpoint(state_path, dict(expect, epoch=epoch + 1, model=model.state_dict(),
+                                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                                         metrics=metrics, seconds=seconds))
+    return metrics, seconds
+
+
+# -- one arm -------------------------------------------------------------------------------------------------
+def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, arch: str | None = None,
+                    **overrides) -> dict:
+    """Flat settings of one classic arm; epochs and train_subset come from `ablation.budget(profile)`."""
+    from .ablation import SUBJECT, budget
+
+    check_arm(arm)
+    check_profile(profile)
+    arch = arch or SUBJECT["arch"]
+    baseline = resolve_baseline(arch, profile, seed)
+    b = budget(profile)
+    cfg = dict(CLASSIC, **PROFILE_CLASSIC[profile], epochs=b.get("epochs", baseline["epochs"]),
+               train_subset=b.get("train_subset", baseline["train_subset"]))
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(cfg)}")
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if not (isinstance(cfg["epochs"], int) and cfg["epochs"] >= 1):
+        raise ValueError(f"epochs: must be a positive integer, got {cfg['epochs']!r}")
+    if not (0 < cfg["slim_share"] <= 1):
+        raise ValueError(f"slim_share: must be in (0, 1], got {cfg['slim_share']!r}")
+    for k in ("lr", "slim_lambda"):
+        if not (isinstance(cfg[k], (int, float)) and cfg[k] >= 0):
+            raise ValueError(f"{k}: must be a number >= 0, got {cfg[k]!r}")
+    normalise([], cfg["global_normaliser"])  # validates the name
+    sparse = min(cfg["epochs"], math.ceil(cfg["epochs"] * cfg["slim_share"])) if arm == "slimming" else 0
+    cfg.update(arch=arch, arm=arm, profile=profile, seed=seed, target=str(parse_target(target or SUBJECT["target"])),
+               sparse_epochs=sparse, finetune_epochs=cfg["epochs"] - sparse,
+               baseline=baseline, batch_size=baseline["batch_size"])
+    return dict(sorted(cfg.items()))
+
+
+@dataclass
+class ClassicRun:
+    config: dict
+    summary: dict
+    run_dir: Path
+    model: nn.Module | None  # the fine-tuned pruned network (None when loaded from a finished run's summary)
+
+
+def _summary_path(rdir: Path) -> Path:
+    return rdir / "summary.json"
+
+
+def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
+                target=None, data_dir=None, download: bool = True, **overrides) -> ClassicRun:
+    """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels."""
+    import json
+
+    from .ablation import teacher as ablation_teacher
+
+    cfg = resolve_classic(arm, profile, seed, target, **overrides)
+    tgt: Target = parse_target(cfg["target"])
+    dev = resolve_device(device)
+    b = cfg["baseline"]
+    teacher_run = teacher_run or ablation_teacher(profile, seed, device, arch=cfg["arch"])
+    cfg["teacher_config_key"] = config_key(teacher_run.config)
+    key = config_key({k: v for k, v in cfg.items() if k != "config_key"})
+    cfg["config_key"] = key
+    rdir = _train.RUNS / "classic" / f"{cfg['arch']}-{arm}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    spath = _summary_path(rdir)
+    if spath.exists():
+        summary = json.loads(spath.read_text())
+        if summary.get("config_key") == key:
+            return ClassicRun(cfg, summary, rdir, None)
+
+    ds, train_split, test_split = prepare_data(dict(b, train_subset=cfg["train_subset"]), dev, data_dir, download)
+    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
+    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
+                        channels_last=b["channels_last"])
+    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    write_json(rdir / "config.json", {**cfg, **ds.stamp()})
+
+    teacher = teacher_run.model.to(dev).eval()
+    model = copy.deepcopy(teacher)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    cost_model = CostModel(model)
+    steps_x_lr = len(train_b) * cfg["lr"]
+    lam = scaled_lambda(cfg["slim_lambda"], b["batch_size"], cfg["lr"], len(train_b) * b["batch_size"]) \
+        if arm == "slimming" else 0.0
+    metrics, seconds = [], 0.0
+    acc_sparse = float("nan")
+    if cfg["sparse_epochs"]:
+        m, s = train_labels(model, train_b, test_b, cfg["sparse_epochs"], cfg, dev, rdir / "sparse.pt", seed,
+                            "sparse", slim_lambda=lam)
+        metrics, seconds, acc_sparse = metrics + m, seconds + s, m[-1]["test_acc"]
+    model.eval()
+
+    if arm == "slimming":
+        scores = bn_scores(model)
+        dead, info = global_masks(scores, cost_model, tgt)
+    elif arm == "l1_global":
+        dead, info = global_masks(normalise(l1_scores(model), cfg["global_normaliser"]), cost_model, tgt)
+    else:
+        dead, info = uniform_masks(l1_scores(model), cost_model, tgt)
+    masked = mask_model(model, dead).eval()
+    pruned = prune_model(masked, dead).eval()
+    from .method import logit_gap
+
+    held = next(iter(test_b))[0][:64]
+    gap = logit_gap(pruned, masked, held)
+    _, acc_pruned = evaluate(pruned, test_b, dev)
+    widths = [int(w) for w in pruned.widths()]
+    for p in pruned.parameters():
+        p.requires_grad_(True)
+    if cfg["finetune_epochs"]:
+        m, s = train_labels(pruned, train_b, test_b, cfg["finetune_epochs"], cfg, dev, rdir / "finetune.pt", seed,
+                            "finetune", extra={"widths": widths})
+        metrics, seconds = metrics + m, seconds + s
+    pruned.eval()
+    _, acc_final = evaluate(pruned, test_b, dev)
+    before, after = count(teacher), count(pruned)
+    save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
+                                                   widths=widths, state_dict={k: v.detach().cpu() for k, v in
+                                                                              pruned.state_dict().items()}))
+    flops_pruned = 1 - after["macs"] / before["macs"]
+    params_pruned = 1 - after["params"] / before["params"]
+    achieved = flops_pruned if tgt.kind == "flops" else params_pruned
+    summary = dict(
+        arm=arm, **ARM_INFO[arm], label_use="labels", config_key=key, arch=cfg["arch"], target=cfg["target"],
+        profile=profile, seed=seed, sparse_epochs=cfg["sparse_epochs"], finetune_epochs=cfg["finetune_epochs"],
+        epochs=cfg["epochs"], train_images=cfg["train_subset"] or "all", lr=cfg["lr"],
+        slim_lambda_effective=lam, baseline_acc=teacher_run.test_acc, acc_sparse_trained=acc_sparse,
+        acc_before_finetune=acc_pruned, final_acc=acc_final, params_before=before["params"],
+        params_after=after["params"], macs_before=before["macs"], macs_after=after["macs"],
+        params_pruned=params_pruned, flops_pruned=flops_pruned, target_met=bool(achieved >= tgt.ratio - 1e-9),
+        uniform_fraction=info.get("fraction", float("nan")), global_threshold=info.get("threshold", float("nan")),
+        max_abs_logit_diff=gap, widths=widths, full_widths=cost_model.widths, train_seconds=seconds,
+        lr_steps=steps_x_lr, metrics=metrics, device=device_name(dev), commit=git_commit(), **ds.stamp(),
+    )
+    write_json(spath, summary)
+    return ClassicRun(cfg, summary, rdir, pruned)
+
+
+ROW_KEYS = ("arm", "label_use", "criterion", "allocation", "sparse_epochs", "finetune_epochs", "epochs",
+            "train_images", "target", "baseline_acc", "acc_before_finetune", "final_acc", "params_pruned",
+            "flops_pruned", "target_met", "max_abs_logit_diff", "train_seconds", "device", "dataset",
+            "dataset_official", "dataset_fingerprint")
+
+
+def classic_row(run: ClassicRun) -> dict:
+    """One table row of a classic arm (a missed target is a row with target_met=False)."""
+    return {k: run.summary[k] for k in ROW_KEYS}
+
+
+def method_row(arm_row: dict, arm: str = "ours (label-free, no fine-tuning)") -> dict:
+    """`ablation.arm_row` of our method, in the columns of `classic_row`."""
+    return dict(arm=arm, label_use="none", criterion="Taylor (dynamic, ISTA)",
+                allocation="global FLOPs allocation, re-solved per epoch", sparse_epochs=arm_row["epochs"],
+                finetune_epochs=arm_row["finetune_epochs"], epochs=arm_row["epochs"] + arm_row["finetune_epochs"],
+                train_images=arm_row["train_images"], target=arm_row["target"], baseline_acc=arm_row["baseline_acc"],
+                acc_before_finetune=arm_row["best_acc"], final_acc=arm_row["best_acc"],
+                params_pruned=arm_row["params_pruned"], flops_pruned=arm_row["flops_pruned"],
+                target_met=arm_row["target_met"], max_abs_logit_diff=float("nan"),
+                train_seconds=arm_row["seconds_per_epoch"] * arm_row["epochs"], device=arm_row["device"],
+                **{k: arm_row[k] for k in ("dataset", "dataset_official", "dataset_fingerprint")})
