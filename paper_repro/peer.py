@@ -1,0 +1,412 @@
+"""A peer method from a public library: Torch-Pruning (DepGraph), beside ours on the same subject and budget.
+
+Torch-Pruning's sparse-training recipe (`GroupNormPruner`): train the network with cross-entropy and, after
+every backward, add a group-norm penalty gradient to every prunable channel group (weighted by 2^α·(max−imp)
+/ (max−min) so that unimportant groups shrink fastest); then prune globally, in many small steps of its channel
+ratio, until the MACs target is reached; then (in the library's recipe) fine-tune. Here:
+
+- same teacher (the profile's cached baseline, which the TP network starts from), same data path and
+  augmentation (`data.Batches`, the batches our student 0 sees), same optimiser schedule (the profile's SGD,
+  lr, momentum, weight decay, milestones), same epochs and training images (`ablation.budget`), same target
+  counted by our `counting` (fvcore / CostModel), and **no fine-tuning** (ours has none either);
+- the same search space as ours: only the inner channel of each residual block (conv1 out / bn1 / conv2 in).
+  The stem, every block's conv2 (the stage width, tied across the stage by the additions and the parameter-free
+  option-A shortcut) and the classifier are TP `ignored_layers`;
+- importance: TP's `GroupMagnitudeImportance(p=2)` or `GroupTaylorImportance()`, both with the library
+  defaults (mean over the group's layers, normalised by the group mean), used both in the penalty and in the
+  pruning ranking. Taylor needs gradients at pruning time: they are accumulated over `taylor_batches` training
+  batches (eval mode) of the arm's own loss, as the library's benchmark does;
+- loss: "ce" (labels, the library's recipe) or "kd" (label-free: τ²·KL to the teacher at τ = 4, our KD term
+  alone) to separate "labels vs none" from "their sparsity vs ours".
+
+[chosen] The penalty coefficient. TP's CIFAR recipe is reg = 5e-4 over 100 epochs of 390 steps at lr 0.01
+(×0.1 at epochs 60 and 80). Its shrinkage accumulates as Σ_steps lr·reg, which a 3-epoch budget would cut
+~40×, leaving the network unsparsified. With `reg_scaling` the coefficient is set so that Σ lr·reg over this
+run equals the recipe's (the same idea as our λ scaling, `ista.scaled_lambda`); `reg_effective` is recorded.
+
+Runs are cached by their settings in runs/peer/<arch>-<kind><ratio>-<profile>-s<seed>-<key>/ (config.json,
+metrics.csv, state.pt after every epoch, pruned_state.pt, summary.json) and resume when interrupted.
+"""
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data as D
+from . import train as _train
+from .allocation import check_reachable, parse_target
+from .config import check_profile, config_key, resolve_baseline
+from .counting import CostModel, count
+from .losses import kd_loss
+from .method import logit_gap
+from .models import build_model
+from .provenance import device_name, git_commit, resolve_device
+from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data
+
+IMPORTANCES = ("magnitude", "taylor")
+LOSSES = ("ce", "kd")
+ARCHS = ("resnet20", "resnet32", "resnet56", "resnet110")  # the CIFAR ResNets: their prunable groups are known
+
+# TP's CIFAR sparse-learning recipe (benchmarks/main.py and its scripts, resnet56 group_sl / group_norm).
+TP_RECIPE = dict(reg=5e-4, epochs=100, batch_size=128, train_images=50_000, lr=0.01, milestones=(60, 80), gamma=0.1)
+
+# [chosen] unless marked.
+PEER = dict(
+    importance="taylor", loss="ce",
+    reg=TP_RECIPE["reg"],  # [TP] before scaling
+    reg_scaling=True,
+    alpha=4,  # [TP] the penalty weight spans [2^0, 2^alpha]
+    iterative_steps=400,  # [TP] pruning_ratio 1.0 in 400 steps: 0.25% of the channels per step until the target
+    max_pruning_ratio=1.0,  # [TP] default; a layer keeps at least one channel whatever this is
+    taylor_batches=10,
+    kd_temperature=4.0,  # as our KD term
+    epochs=None,  # None: the profile's method epochs are not used; give the budget's (ablation.budget)
+)
+
+
+def _choice(name, value, valid):
+    if value not in valid:
+        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
+    """Flat settings of one Torch-Pruning arm (+ the data/optimiser settings under 'baseline')."""
+    check_profile(profile)
+    if arch not in ARCHS:
+        raise ValueError(f"arch: the peer comparison supports {', '.join(ARCHS)}, got {arch!r}")
+    base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
+    unknown = set(overrides) - set(PEER) - base_keys
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(PEER) | base_keys)}")
+    baseline = resolve_baseline(arch, profile, seed,
+                                **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
+    cfg = dict(PEER)
+    cfg.update({k: v for k, v in overrides.items() if k in PEER and v is not None})
+    if cfg["epochs"] is None:
+        cfg["epochs"] = baseline["epochs"]
+    _choice("importance", cfg["importance"], IMPORTANCES)
+    _choice("loss", cfg["loss"], LOSSES)
+    _choice("reg_scaling", cfg["reg_scaling"], (True, False))
+    for k in ("epochs", "iterative_steps", "taylor_batches"):
+        if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
+            raise ValueError(f"{k}: must be an integer >= 1, got {cfg[k]!r}")
+    for k in ("reg", "alpha", "kd_temperature"):
+        if not (isinstance(cfg[k], (int, float)) and not isinstance(cfg[k], bool) and cfg[k] >= 0):
+            raise ValueError(f"{k}: must be a number >= 0, got {cfg[k]!r}")
+    if not (isinstance(cfg["max_pruning_ratio"], (int, float)) and 0 < cfg["max_pruning_ratio"] <= 1):
+        raise ValueError(f"max_pruning_ratio: must be a number in (0, 1], got {cfg['max_pruning_ratio']!r}")
+    cfg.update(arch=arch, profile=profile, seed=seed, target=str(parse_target(target)), baseline=baseline)
+    return dict(sorted(cfg.items()))
+
+
+def lr_sum(lr: float, epochs: int, milestones, gamma: float, steps_per_epoch: int) -> float:
+    """Σ over every SGD step of the learning rate, for a MultiStepLR schedule (milestones in epochs)."""
+    return steps_per_epoch * sum(lr * gamma ** sum(e >= m for m in milestones) for e in range(epochs))
+
+
+def scaled_reg(reg_ref: float, baseline: dict, epochs: int, steps_per_epoch: int) -> float:
+    """The reg that gives this run TP's recipe shrinkage Σ lr·reg (see the module docstring)."""
+    r = TP_RECIPE
+    ref = reg_ref * lr_sum(r["lr"], r["epochs"], r["milestones"], r["gamma"], r["train_images"] // r["batch_size"])
+    milestones = [max(1, int(round(m * epochs))) for m in baseline["lr_milestones"]]  # as train.make_optimizer
+    ours = lr_sum(baseline["lr"], epochs, milestones, baseline["lr_gamma"], steps_per_epoch)
+    return ref / ours
+
+
+def ignored_layers(model) -> list:
+    """Everything but the blocks' inner channels: the stem, every block's conv2 and the classifier."""
+    return [model.conv1, model.fc] + [b.conv2 for b in model.blocks()]
+
+
+def make_pruner(model, cfg: dict, reg: float, example):
+    """TP's GroupNormPruner on `model`: global pruning, ratio 1.0 reached in `iterative_steps` steps."""
+    import torch_pruning as tp
+
+    imp = tp.importance.GroupMagnitudeImportance(p=2) if cfg["importance"] == "magnitude" \
+        else tp.importance.GroupTaylorImportance()
+    return tp.pruner.GroupNormPruner(model, example, importance=imp, reg=reg, alpha=cfg["alpha"],
+                                     global_pruning=True, pruning_ratio=1.0,
+                                     max_pruning_ratio=cfg["max_pruning_ratio"],
+                                     iterative_steps=cfg["iterative_steps"], ignored_layers=ignored_layers(model))
+
+
+def _loss(cfg, model, teacher, x, y):
+    with autocast(x.device):
+        out = model(x).float()
+        if cfg["loss"] == "ce":
+            return F.cross_entropy(out, y), out
+        with torch.no_grad():
+            t = teacher(x).float()
+        return kd_loss(out, t, cfg["kd_temperature"], "kl"), out
+
+
+def achieved(cost_model: CostModel, widths) -> tuple[float, float]:
+    """(params pruned, FLOPs pruned) of a network with these inner widths, by our analytic count."""
+    p, f = cost_model.cost(widths)
+    p0, f0 = cost_model.full()
+    return 1 - p / p0, 1 - f / f0
+
+
+def prune_to_target(model, pruner, cost_model: CostModel, tgt) -> tuple[int, bool]:
+    """TP's progressive pruning: pruner.step() until our count says the target is met, or TP's schedule is
+    spent (ratio 1.0 after `iterative_steps` steps; layers stop at one channel, or at max_pruning_ratio).
+    Returns (steps taken, target met)."""
+    steps = 0
+    while True:
+        pp, fp = achieved(cost_model, model.widths())
+        if (pp if tgt.kind == "params" else fp) >= tgt.ratio - 1e-9:
+            return steps, True
+        if pruner.current_step >= pruner.iterative_steps:
+            return steps, False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner.step()
+        steps += 1
+
+
+@dataclass
+class PeerRun:
+    config: dict
+    model: torch.nn.Module  # the TP-pruned network (a CifarResNet with smaller inner widths), eval mode
+    summary: dict
+    metrics: list[dict]
+    run_dir: Path
+    loaded: bool  # True when everything came from the cache (nothing trained or pruned in this call)
+
+
+def _load_teacher(path, b, arch):
+    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]})
+    model = build_model(arch, b["num_classes"], width=b["width"])
+    load_state(model, ckpt["model"], path)
+    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
+    return model, acc, ckpt.get("config"), ckpt.get("config_key")
+
+
+def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
+               out=None, data_dir=None, download: bool = True, progress: bool = True,
+               max_epochs_now: int | None = None, **overrides) -> PeerRun:
+    """Teacher → TP group-norm sparse training (budget epochs) → TP global pruning to the target. No fine-tuning.
+
+    `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
+    cfg = resolve_peer(arch, target, profile, seed, **overrides)
+    tgt = parse_target(cfg["target"])
+    dev = resolve_device(device)
+    b = cfg["baseline"]
+    probe = build_model(arch, b["num_classes"], width=b["width"])
+    cost_model = CostModel(probe)
+    check_reachable(cost_model, tgt)
+    if teacher is None:
+        teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
+                                        progress=progress).run_dir / "checkpoint.pt"
+    t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch)
+    cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
+    key = config_key(cfg, exclude=("profile",))
+    rdir = Path(out) if out is not None else \
+        _train.RUNS / "peer" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
+    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
+    # seed + 17: the stream of batches our method's student 0 sees
+    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
+                        channels_last=b["channels_last"])
+    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    reg = scaled_reg(cfg["reg"], b, cfg["epochs"], len(train_b)) if cfg["reg_scaling"] else cfg["reg"]
+    record = {**cfg, "config_key": key, "reg_effective": reg, "teacher_checkpoint": str(teacher),
+              "teacher_config": t_cfg, **ds.stamp()}
+
+    summary_path, pruned_path = rdir / "summary.json", rdir / "pruned_state.pt"
+    if summary_path.exists() and pruned_path.exists():
+        ck = load_checkpoint(pruned_path, expect={"arch": arch, "config_key": key})
+        model = build_model(arch, b["num_classes"], width=b["width"], widths=ck["widths"])
+        load_state(model, ck["state_dict"], pruned_path)
+        import json
+        return PeerRun(cfg, model.to(dev).eval(), json.loads(summary_path.read_text()), ck["metrics"], rdir, True)
+
+    t_model = t_model.to(dev).eval()
+    for p in t_model.parameters():
+        p.requires_grad_(False)
+    model = copy.deepcopy(t_model).train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    example = next(iter(test_b))[0][:1]
+    opt, sched = make_optimizer(model, dict(b, epochs=cfg["epochs"]), len(train_b))
+    state_path = rdir / "state.pt"
+    start, metrics, seconds = 0, [], 0.0
+    if state_path.exists():
+        st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
+        load_state(model, st["model"], state_path)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
+    pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
+    write_json(rdir / "config.json", record)
+
+    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
+    bar = tqdm(range(start, end), desc=f"{arch} TP {cfg['importance']}", disable=not progress, initial=start,
+               total=cfg["epochs"])
+    for epoch in bar:
+        torch.manual_seed(seed * 1000 + epoch + 11)
+        model.train()
+        lr, t0, n = opt.param_groups[0]["lr"], time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        for x, y in train_b.set_epoch(epoch):
+            loss, out = _loss(cfg, model, t_model, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            pruner.regularize(model, alpha=2 ** cfg["alpha"])  # TP: adds the group penalty to the gradients
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+            n += len(y)
+        sched.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        seconds += dt
+        _, acc = evaluate(model, test_b, dev)
+        metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
+                            test_acc=acc, epoch_seconds=dt))
+        bar.set_postfix(acc=f"{acc:.3f}")
+        save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, model=model.state_dict(),
+                                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                                         metrics=metrics, seconds=seconds))
+        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+    bar.close()
+    if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
+        return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
+    summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev,
+                                        rdir, baseline_acc, ds, seconds, metrics, reg)
+    return PeerRun(cfg, model, summary, metrics, rdir, False)
+
+
+def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev, rdir, baseline_acc,
+                       ds, seconds, metrics, reg):
+    b = cfg["baseline"]
+    before = count(t_model)
+    _, acc_trained = evaluate(model, test_b, dev)
+    model.eval()
+    if cfg["importance"] == "taylor":  # gradients for the Taylor ranking: the arm's own loss, no update
+        model.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(train_b.set_epoch(10_000)):
+            if i >= cfg["taylor_batches"]:
+                break
+            _loss(cfg, model, t_model, x, y)[0].backward()
+    t0 = time.perf_counter()
+    steps, met = prune_to_target(model, pruner, cost_model, tgt)
+    prune_seconds = time.perf_counter() - t0
+    model.zero_grad(set_to_none=True)
+    model = model.eval()
+    _, acc_pruned = evaluate(model, test_b, dev)
+    after = count(model)
+    widths = [int(w) for w in model.widths()]
+    # The TP-pruned module is a plain CifarResNet with smaller inner widths: rebuild it from (widths, weights)
+    # alone and check it computes the same logits (float64, CPU).
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    rebuilt = build_model(cfg["arch"], b["num_classes"], width=b["width"], widths=widths)
+    load_state(rebuilt, state, rdir / "pruned_state.pt")
+    held = next(iter(test_b))[0][:64]
+    diff = logit_gap(model, rebuilt, held)
+    pp, fp = achieved(cost_model, widths)
+    summary = dict(
+        arch=cfg["arch"], target=cfg["target"], profile=cfg["profile"], seed=cfg["seed"], **ds.stamp(),
+        device=device_name(dev), commit=git_commit(), importance=cfg["importance"], loss=cfg["loss"],
+        epochs=cfg["epochs"], finetune_epochs=0, train_images=b["train_subset"] or "all",
+        baseline_acc=baseline_acc, trained_acc=acc_trained, pruned_acc=acc_pruned,
+        params_before=before["params"], params_after=after["params"], macs_before=before["macs"],
+        macs_after=after["macs"], params_pruned=1 - after["params"] / before["params"],
+        flops_pruned=1 - after["macs"] / before["macs"], params_pruned_analytic=pp, flops_pruned_analytic=fp,
+        target_met=bool(met), pruning_steps=steps, tp_step_ratio=1.0 / cfg["iterative_steps"],
+        prune_seconds=prune_seconds, reg_effective=reg, train_seconds=seconds,
+        widths=widths, full_widths=cost_model.widths, max_abs_logit_diff_rebuilt=diff,
+    )
+    save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
+                                                   widths=widths, state_dict=state, config_key=key,
+                                                   metrics=metrics))
+    write_json(rdir / "summary.json", summary)
+    return summary, model
+
+
+def peer_row(arm: str, run: PeerRun) -> dict:
+    """The peer's row in the same columns as `ablation.arm_row`, plus what is specific to it."""
+    s, c = run.summary, run.config
+    return dict(
+        arm=arm, label_use="labels" if c["loss"] == "ce" else "none", students=1, epochs=c["epochs"],
+        finetune_epochs=0, train_images=c["baseline"]["train_subset"] or "all", target=c["target"],
+        baseline_acc=s["baseline_acc"], best_acc=s["pruned_acc"], mean_acc=s["pruned_acc"],
+        params_pruned=s["params_pruned"], flops_pruned=s["flops_pruned"], target_met=s["target_met"],
+        seconds_per_epoch=s["train_seconds"] / c["epochs"], device=s["device"],
+        **{k: s[k] for k in ("dataset", "dataset_official", "dataset_fingerprint")},
+    )
+
+
+def count_row(name: str, model, input_size=(1, 3, 32, 32)) -> dict:
+    """Our count (fvcore: conv + linear multiply-adds; all parameters) beside Torch-Pruning's
+    `tp.utils.count_ops_and_params`, with TP's extra MACs split by module type.
+
+    TP's counter hooks modules: it adds BatchNorm (2 ops per element, affine), pooling (1 per input element)
+    and linear/conv biases to the multiply-adds, and counts nn.ReLU modules (ours are functional, so none).
+    `unexplained` is what remains of the difference after those terms; 0 means the two agree exactly."""
+    import torch_pruning as tp
+    from torch import nn
+
+    model = model.eval()
+    x = torch.zeros(input_size, device=next(model.parameters()).device)
+    ours = count(model)
+    macs_tp, params_tp, layer_flops, _ = tp.utils.count_ops_and_params(model, x, layer_wise=True)
+    bn = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    pool = sum(layer_flops[m] or 0 for m in model.modules()
+               if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)))
+    relu = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6)))
+    bias = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
+    bias += sum(m.out_channels * s for m, s in _conv_bias_positions(model, x))
+    analytic = CostModel(model).cost(model.widths())[1] if hasattr(model, "widths") else None
+    macs_tp = int(macs_tp)
+    diff = macs_tp - ours["macs"]
+    return dict(model=name, params_ours=ours["params"], params_tp=int(params_tp),
+                params_diff=int(params_tp) - ours["params"], macs_ours=ours["macs"], macs_analytic=analytic,
+                macs_tp=macs_tp, macs_diff=diff, macs_diff_pct=100 * diff / ours["macs"], tp_bn=int(bn),
+                tp_pool=int(pool), tp_relu=int(relu), tp_bias=int(bias),
+                unexplained=int(diff - bn - pool - relu - bias))
+
+
+def _conv_bias_positions(model, x):
+    from torch import nn
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    if not convs:
+        return []
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape[-1] * o.shape[-2]))
+             for m in convs]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return [(m, sizes[m]) for m in convs]
+
+
+def widths_rows(arm: str, widths, full_widths, names=None) -> list[dict]:
+    """One row per prunable group: kept channels and the fraction of the original width."""
+    names = names or [f"g{i}" for i in range(len(widths))]
+    return [dict(arm=arm, layer=i, group=n, kept=int(w), full=int(f), kept_frac=w / f)
+            for i, (n, w, f) in enumerate(zip(names, widths, full_widths))]
+
+
+def ours_run(profile: str, seed: int = 0, device: str = "auto", students: int = 2, progress: bool = False):
+    """Our arm as `ablation.run_arm(arm, profile, seed, students=students)` trains it: the same call, hence the
+    same cached run under runs/prune/; returned whole (MethodRun) so that its pruned network can be counted
+    and its widths plotted. `ablation.arm_row(arm, run)` gives the row `run_arm` would."""
+    from .ablation import SUBJECT, budget, teacher, teacher_checkpoint
+    from .method import prune_train
+
+    t = teacher(profile, seed, device)
+    return prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,
+                       teacher=teacher_checkpoint(t), progress=progress, **{**budget(profile), "students": students})
