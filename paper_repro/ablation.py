@@ -8,16 +8,25 @@ budget only, they are not the paper's accuracy.
 """
 from __future__ import annotations
 
-from .method import prune_train
-from .train import train_baseline
+import copy
+import time
+
+import torch
+
+from . import data as D
+from .method import _finetune, prune_train
+from .provenance import resolve_device
+from .train import evaluate, prepare_data, train_baseline
 
 SUBJECT = dict(arch="resnet56", target="flops=0.60")
 
 # [chosen] Per-profile budget of one arm (overrides of the method/students' settings).
 BUDGET = {
-    "smoke": dict(train_subset=256, epochs=1),
-    # 4,000 of the profile's training images, 3 epochs (as notebook 02: two with the penalty, one to recover).
-    "cpu": dict(train_subset=4000, epochs=3),
+    "smoke": dict(train_subset=256, epochs=1, lambda_max=0.3),  # strong enough that smoke arms do prune
+    # 4,000 of the profile's training images, 3 epochs (as notebook 02: two with the penalty, one to recover),
+    # λ_max 0.1 (2x notebook 02's): at 0.05 this budget stopped at 58.9% of the 60% FLOPs target after the
+    # penalty epochs, and the arms are easier to compare at (nearly) the same ratio. 05 sweeps λ_max around it.
+    "cpu": dict(train_subset=4000, epochs=3, lambda_max=0.1),
     "paper": dict(),  # the full recipe (200 epochs, 50,000 images): GPU-days for every arm
 }
 
@@ -43,7 +52,7 @@ def run_arm(arm: str, profile: str, seed: int = 0, device: str = "auto", progres
     t = teacher(profile, seed, device)
     settings = {**budget(profile), **overrides}
     run = prune_train(SUBJECT["arch"], target or SUBJECT["target"], profile, seed, device=device,
-                      teacher=teacher_checkpoint(t), progress=progress, **settings)
+                      teacher=teacher_checkpoint(t), progress=progress, export=False, **settings)
     return arm_row(arm, run)
 
 
@@ -58,3 +67,72 @@ def arm_row(arm: str, run) -> dict:
         seconds_per_epoch=s["train_seconds"] / c["epochs"], device=s["device"],
         **{k: s[k] for k in ("dataset", "dataset_official", "dataset_fingerprint")},
     )
+
+
+def run_arms(arms: dict, profile: str, seed: int = 0, device: str = "auto", **common):
+    """One row per arm: {name: overrides}, every arm with `common` settings and the profile's budget."""
+    import pandas as pd
+
+    return pd.DataFrame([run_arm(name, profile, seed, device, **{**common, **over}) for name, over in arms.items()])
+
+
+def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, device: str = "auto",
+                  **overrides) -> list[dict]:
+    """Is fine-tuning needed after removal? The arm's best pruned student, fine-tuned for each number of epochs
+    in `epochs_list` from the same starting point, as `finetune_epochs` would (label-free KD from the teacher,
+    plus cross-entropy when the arm has labels="on"). Cheap (one pruned network), so not cached."""
+    t = teacher(profile, seed, device)
+    run = prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,
+                      teacher=teacher_checkpoint(t), progress=False, export=False,
+                      **{**budget(profile), **overrides})
+    cfg, b, dev = run.config, run.config["baseline"], resolve_device(device)
+    _, train_split, test_split = prepare_data(b, dev)
+    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
+    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
+                        channels_last=b["channels_last"])
+    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    start = run.pruned[run.summary["best_student"]]
+    rows = []
+    for e in epochs_list:
+        if not (isinstance(e, int) and e >= 0):
+            raise ValueError(f"epochs_list: fine-tuning epochs must be integers >= 0, got {e!r}")
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        model = _finetune(copy.deepcopy(start), run.teacher, dict(cfg, finetune_epochs=e), train_b, dev)
+        seconds = time.perf_counter() - t0
+        rows.append({**arm_row(arm, run), "finetune_epochs": e, "best_acc": evaluate(model, test_b, dev)[1],
+                     "mean_acc": float("nan"), "finetune_seconds": seconds,
+                     "finetune_loss": "KD" + (" + CE (labels)" if cfg["labels"] == "on" else " (no labels)")})
+    return rows
+
+
+def arms_figure(df, title: str, arm_col: str = "arm"):
+    """Two panels per arm: accuracy after removal (best and mean student, teacher dashed) and FLOPs pruned
+    (target dashed). An arm that missed the target is drawn hatched and labelled, never left out."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    order = list(dict.fromkeys(df[arm_col].astype(str)))
+    acc = pd.concat([df.assign(student="best", acc=100 * df["best_acc"]),
+                     df.assign(student="mean", acc=100 * df["mean_acc"])]).dropna(subset=["acc"])
+    acc[arm_col] = acc[arm_col].astype(str)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.5 * len(order) + 2.2), sharey=True)
+    sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
+    a1.axvline(100 * df["baseline_acc"].iloc[0], ls="--", color="0.3", lw=1, label="teacher")
+    a1.set(xlabel="test accuracy after removal (%)", ylabel="", title="accuracy")
+    a1.legend(fontsize=8, loc="lower right")
+    d = df.assign(flops=100 * df["flops_pruned"], **{arm_col: df[arm_col].astype(str)})
+    sns.barplot(data=d, y=arm_col, x="flops", order=order, ax=a2, orient="h", color="C2")
+    for bar, (_, r) in zip(a2.patches, d.set_index(arm_col).loc[order].reset_index().iterrows()):
+        if not r["target_met"]:
+            bar.set_hatch("//")
+            bar.set_alpha(0.6)
+            a2.annotate(" target missed", (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center",
+                        fontsize=8)
+    ratio = float(str(df["target"].iloc[0]).split("=")[1])
+    a2.axvline(100 * ratio, ls="--", color="C3", lw=1)
+    a2.set(xlabel=f"FLOPs pruned (%); dashed: target {df['target'].iloc[0]}", ylabel="", title="FLOPs pruned")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig

@@ -122,9 +122,10 @@ def _batch_dynamic(example_input):
     return (x,), ({0: torch.export.Dim.DYNAMIC},)
 
 
-def save_pruned(model: nn.Module, arch: str, num_classes: int, width: float, out_dir, example_input) -> dict:
-    """Write pruned_state.pt (arch, num_classes, width, widths, state_dict), widths.json and pruned.pt2
-    (a torch.export program, any batch size); returns their paths under the keys state, widths, pt2."""
+def save_pruned(model: nn.Module, arch: str, num_classes: int, width: float, out_dir, example_input,
+                export: bool = True) -> dict:
+    """Write pruned_state.pt (arch, num_classes, width, widths, state_dict), widths.json and, when `export`,
+    pruned.pt2 (a torch.export program, any batch size); returns their paths under the keys state, widths, pt2."""
     out = Path(out_dir)
     paths = {"state": out / "pruned_state.pt", "widths": out / "widths.json", "pt2": out / "pruned.pt2"}
     widths = [int(w) for w in model.widths()]
@@ -132,12 +133,16 @@ def save_pruned(model: nn.Module, arch: str, num_classes: int, width: float, out
     # Export the model rebuilt from exactly what is saved: this proves the checkpoint loads before it is
     # written, and the .pt2 is a CPU, eval-mode program whatever device and mode the caller's model has.
     rebuilt = _rebuild(arch, num_classes, width, widths, state, paths["state"])
-    args, dynamic = _batch_dynamic(example_input)
-    program = torch.export.export(rebuilt, args, dynamic_shapes=dynamic)
+    if export:
+        args, dynamic = _batch_dynamic(example_input)
+        program = torch.export.export(rebuilt, args, dynamic_shapes=dynamic)
+    else:
+        paths.pop("pt2")
     save_checkpoint(paths["state"], dict(arch=arch, num_classes=num_classes, width=width, widths=widths,
                                          state_dict=state))
     write_json(paths["widths"], dict(arch=arch, num_classes=num_classes, width=width, widths=widths))
-    _save_via_temp(paths["pt2"], lambda tmp: torch.export.save(program, tmp))
+    if export:
+        _save_via_temp(paths["pt2"], lambda tmp: torch.export.save(program, tmp))
     return paths
 
 
