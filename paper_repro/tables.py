@@ -80,6 +80,11 @@ def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
 
 
 OUR_COLUMNS = ("network", "flops_pruned_pct", "pruned_acc_best")
+# Comparison tables of notebooks 06-07 (one network, the ablation subject): their arms are other methods, each a
+# point of its own; the column that holds an arm's final accuracy; rows of our own method in them are skipped
+# (they are variants of ours, on the ablation budget).
+OTHER_METHODS = {"classic_baselines": ("classic pipeline (labels, fine-tuned)", "final_acc"),
+                 "peer_torch_pruning": ("Torch-Pruning (labels)", "best_acc")}
 
 
 def accuracy_vs_flops(results_dir) -> pd.DataFrame:
@@ -89,7 +94,19 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     main_table.csv), rows with a measured accuracy only, kind "ours, <profile> profile". Published: the CIFAR-10 rows of
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
     against its own baseline: the budgets and data differ, so absolute accuracies are not comparable."""
+    from .ablation import SUBJECT
+
     rows = []
+    for name, (kind, acc_col) in OTHER_METHODS.items():
+        path = Path(results_dir) / f"{name}.csv"
+        if not path.is_file():
+            continue
+        t = pd.read_csv(path)
+        for _, r in t[~t["arm"].str.startswith("ours")].dropna(subset=[acc_col, "flops_pruned"]).iterrows():
+            rows.append(dict(network=SUBJECT["arch"], flops_pruned_pct=100 * float(r["flops_pruned"]),
+                             delta_acc_pts=100 * (r[acc_col] - r["baseline_acc"]),
+                             kind=f"{kind}, {r['profile']} profile" if "profile" in t.columns else kind,
+                             source=f"{r['arm']} ({name})"))
     for path in sorted(Path(results_dir).glob("*.csv")):
         t = pd.read_csv(path)
         if not set(OUR_COLUMNS) <= set(t.columns) or not ({"baseline_acc", "delta_acc"} & set(t.columns)):

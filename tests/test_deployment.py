@@ -88,3 +88,17 @@ def test_accuracy_vs_flops_reads_ours_and_published(tmp_path):
                        profile="paper")]).to_csv(tmp_path / "gpu_runs.csv", index=False)
     kinds = set(accuracy_vs_flops(tmp_path).kind)
     assert {"ours", "ours, paper profile", "published"} <= kinds
+
+
+def test_accuracy_vs_flops_adds_the_other_methods_but_not_our_ablation_rows(tmp_path):
+    pd.DataFrame([dict(arm="l1_uniform", final_acc=0.30, baseline_acc=0.40, flops_pruned=0.61, profile="cpu"),
+                  dict(arm="ours (label-free, no fine-tuning)", final_acc=0.35, baseline_acc=0.40, flops_pruned=0.6,
+                       profile="cpu")]).to_csv(tmp_path / "classic_baselines.csv", index=False)
+    pd.DataFrame([dict(arm="tp_taylor", best_acc=0.25, baseline_acc=0.40, flops_pruned=0.62, profile="cpu")]).to_csv(
+        tmp_path / "peer_torch_pruning.csv", index=False)
+    pts = accuracy_vs_flops(tmp_path)
+    mine = pts[pts.kind != "published"]
+    assert sorted(mine.source) == ["l1_uniform (classic_baselines)", "tp_taylor (peer_torch_pruning)"]
+    l1 = mine[mine.source.str.startswith("l1")].iloc[0]
+    assert l1.delta_acc_pts == pytest.approx(-10) and l1.flops_pruned_pct == pytest.approx(61)
+    assert l1.kind == "classic pipeline (labels, fine-tuned), cpu profile"
