@@ -40,5 +40,6 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf build runs/baselines/*-synthetic-* runs/prune/*-smoke-* .pytest_cache .hypothesis
+	rm -rf build runs/baselines/*-synthetic-* runs/prune/*-smoke-* runs/classic/*-smoke-* runs/peer/*-smoke-* \
+		.pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +
