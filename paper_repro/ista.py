@@ -1,8 +1,8 @@
 """ISTA for the group-sparse penalty (METHOD §3.4-3.5): the progressive strength and the proximal step.
 
 After each optimiser step, every channel c in the expected-sparse set S_l has its producer filters and
-its consumer slice soft-thresholded as groups: W ← W·max(0, 1 − θ/‖W‖₂) with θ = lr_t·λ(t). Vectorised
-over the channels of a layer; one call per layer."""
+its consumer slice soft-thresholded as groups: W ← W·max(0, 1 − θ/‖W‖₂) with θ = lr_t·λ(t). `group_prox_`
+does one layer; `flat_group_prox_` every layer of every student in a few ops (the training loop's)."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,7 @@ import math
 import torch
 
 from .models import ChannelGroup
+from .models.groups import FlatGroups
 
 PENALTIES = ("progressive", "constant")
 
@@ -45,3 +46,14 @@ def group_prox_(group: ChannelGroup, selected: torch.Tensor, theta: float) -> No
         return
     group.scale_channels_(shrink_factors(group.producer_norm(), theta, selected),
                           shrink_factors(group.consumer_norm(), theta, selected))
+
+
+@torch.no_grad()
+def flat_group_prox_(flat: FlatGroups, selected: torch.Tensor, theta: float) -> None:
+    """group_prox_ on every group of `flat` (selected: flat mask). Consumer slices first, then producer norms
+    read after that scaling: the order the per-group loop has when a VGG conv is group l's consumer and group
+    l+1's producer (FlatGroups refuses other overlaps)."""
+    if theta <= 0:
+        return
+    flat.scale_("consumer", shrink_factors(flat.norm("consumer"), theta, selected))
+    flat.scale_("producer", shrink_factors(flat.norm("producer"), theta, selected))
