@@ -22,21 +22,23 @@ from . import data as D
 from .allocation import Allocation, allocate, check_reachable, parse_target
 from .config import check_profile, config_key, resolve_baseline
 from .counting import CostModel, count
-from .ista import PENALTIES, group_prox_, penalty_scale, scaled_lambda
+from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
 from .models import build_model
 from .provenance import device_name, git_commit, resolve_device
-from .sensitivity import CRITERIA, channel_scores, smallest_mask
+from .models.groups import FlatGroups
+from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
-from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, train_baseline
+from .train import _metrics_csv, autocast, compiled, evaluate, make_optimizer, prepare_data, train_baseline
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
 # first step of training, and kept (the classic fixed mask).
 SELECTIONS = ("dynamic", "static", "fixed")
 LABELS = ("off", "on")
 STUDENT_VIEWS = ("own", "shared")
+COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 # [chosen] unless marked: the paper gives no values for these (METHOD §2, §3, §6).
 METHOD = dict(
@@ -49,6 +51,9 @@ METHOD = dict(
     # mutual term is then 0 and N > 1 only costs compute). "own": each student sees its own crop + flip of
     # the batch's images and T is run on each view; "shared": one view for all.
     student_views="own",
+    # torch.compile mode for the distillation forward/backward (teacher + students + L_M), or False: eager, the
+    # CPU default (bitwise reproducible). An execution setting like the device: not part of the cache key.
+    compile=False,
 )
 # Method epochs per profile (None: the baseline's epochs, the DPFPS schedule).
 PROFILE_METHOD = {
@@ -88,6 +93,8 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     _choice("labels", cfg["labels"], LABELS)
     _choice("kd_form", cfg["kd_form"], KD_FORMS)
     _choice("student_views", cfg["student_views"], STUDENT_VIEWS)
+    if cfg["compile"] is not False and cfg["compile"] not in COMPILE_MODES:  # `is`: 0 would pass `in`
+        raise ValueError(f"compile: unknown value {cfg['compile']!r}; valid: {', '.join(map(str, COMPILE_MODES))}")
     if not (isinstance(cfg["students"], int) and cfg["students"] >= 1):
         raise ValueError(f"students: must be an integer >= 1, got {cfg['students']!r}")
     for k in ("kd_weight", "feature_weight", "mutual_weight", "ce_weight", "lambda_max"):
@@ -155,10 +162,10 @@ def expected_sparse_counts(widths, keep) -> list[int]:
     return [max(1, min(c - k, c)) for c, k in zip(widths, keep)]
 
 
-def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums) -> None:
-    """One label-free iteration (METHOD §3.5 step 1): forward T (frozen) and every student, L_M per student,
-    one backward, one SGD step. `x` is one batch for all students or a list with one view per student
-    (T then sees every view, in one forward). Loss terms accumulate into `sums` on the device (no host sync)."""
+def distill_losses(teacher, t_taps, students, s_taps, cfg, x, y):
+    """L_M of every student (METHOD §3.5 step 1): forward T (frozen) and every student. `x` is one batch for
+    all students or a list with one view per student (T then sees every view, in one forward).
+    Returns (Σ_i L_M,i, per-student loss terms); what `torch.compile` compiles when `compile` is set."""
     n = len(students)
     views = list(x) if isinstance(x, (list, tuple)) else [x] * n
     own = isinstance(x, (list, tuple))
@@ -170,11 +177,20 @@ def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums) -> Non
     with autocast(views[0].device):
         s_logits = [s(v).float() for s, v in zip(students, views)]
     s_feats = [dict(tap.out) for tap in s_taps]
-    total = 0.0
+    total, terms = 0.0, []
     for i in range(n):
-        loss_i, terms = _student_losses(cfg, s_logits, s_feats, t_logits[i], t_feats[i], i, y)
+        loss_i, terms_i = _student_losses(cfg, s_logits, s_feats, t_logits[i], t_feats[i], i, y)
         total = total + loss_i
-        for k, v in terms.items():
+        terms.append(terms_i)
+    return total, terms
+
+
+def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums, losses=distill_losses) -> None:
+    """One label-free iteration: `losses` (distill_losses, or its compiled form), one backward, one SGD step.
+    Loss terms accumulate into `sums` on the device (no host sync)."""
+    total, terms = losses(teacher, t_taps, students, s_taps, cfg, x, y)
+    for i, terms_i in enumerate(terms):
+        for k, v in terms_i.items():
             sums[i][k] += v.detach()
     opt.zero_grad(set_to_none=True)
     total.backward()  # peers are detached and T is frozen: student i's gradient is its own L_M
@@ -184,25 +200,32 @@ def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums) -> Non
 def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, generator):
     """METHOD §3.5 steps 2-4 for every student: score channels, pick the m_l weakest as the expected-sparse
     set S_l (every iteration when `selection` is dynamic, else kept in `selected`), group-prox them.
+    `groups`: one ChannelGroup list per student, or their FlatGroups (built once by prune_train): all layers
+    of all students are scored, selected and shrunk together, a few ops in all (on a GPU the per-layer loop
+    was launch-bound, 31-45% of a method step); the numbers are the per-layer ones (tests/test_fast_path.py).
     Returns student 0's scores when they were recomputed (for the log), else None."""
+    flat = groups if isinstance(groups, FlatGroups) else FlatGroups(groups)
+    need = [selection == "dynamic" or sel is None for sel in selected]
     first = None
-    for i, gs in enumerate(groups):
-        if selection == "dynamic" or selected[i] is None:
-            sc = [channel_scores(g, criterion, generator) for g in gs]
-            selected[i] = [smallest_mask(v, m) for v, m in zip(sc, m_sparse[i])]
-            if i == 0:
-                first = sc
-        for g, sel in zip(gs, selected[i]):
-            group_prox_(g, sel, theta)
+    if any(need):
+        per_group_need = [n for n, k in zip(need, flat.per_net) for _ in range(k)]
+        scores = flat_scores(flat, criterion, generator, per_group_need)
+        masks = flat.split(smallest_masks(flat, scores, flat.limit(m_sparse)))
+        for i, n in enumerate(need):
+            if n:
+                selected[i] = masks[i]
+        if need[0]:
+            first = flat.split(scores)[0]
+    flat_group_prox_(flat, torch.cat([m for sel in selected for m in sel]), theta)
     return first
 
 
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
-                max_epochs_now: int | None = None, **overrides) -> MethodRun:
+                max_epochs_now: int | None = None, export: bool = True, **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
-    `teacher`: a baseline checkpoint path (default: the cached baseline of these settings, trained if
+    `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline checkpoint path (default: the cached baseline of these settings, trained if
     missing). `out`: the run folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume."""
     cfg = resolve_method(arch, target, profile, seed, **overrides)
     tgt = parse_target(cfg["target"])
@@ -222,7 +245,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         base = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                               progress=progress, **{k: v for k, v in overrides.items() if k in b and k != "epochs"})
         teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
-    key = config_key({k: v for k, v in cfg.items()}, exclude=("profile",))
+    key = config_key({k: v for k, v in cfg.items()}, exclude=("profile", "compile"))
     rdir = Path(out) if out is not None else \
         _train.RUNS / "prune" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
@@ -236,6 +259,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     t_taps = FeatureTaps(teacher_model)  # after the copies: a deepcopy would carry the teacher's hooks along
     s_taps = [FeatureTaps(s) for s in students]
     groups = [s.channel_groups() for s in students]
+    flat = FlatGroups(groups)  # every layer of every student at once in sparsify_step
+    losses = compiled(distill_losses, cfg["compile"])
     widths = cost_model.widths
     opt_cfg = dict(b, epochs=cfg["epochs"])
     opt, sched = make_optimizer(torch.nn.ModuleList(students), opt_cfg, len(train_b))
@@ -278,8 +303,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         for s in students:
             s.train()
         for x, y in train_b.set_epoch(epoch):
-            distill_step(teacher_model, t_taps, students, s_taps, opt, cfg, x, y, sums)
-            sc = sparsify_step(groups, m_sparse, theta, cfg["criterion"], cfg["selection"], selected, score_gen)
+            distill_step(teacher_model, t_taps, students, s_taps, opt, cfg, x, y, sums, losses)
+            sc = sparsify_step(flat, m_sparse, theta, cfg["criterion"], cfg["selection"], selected, score_gen)
             last_scores = sc if sc is not None else last_scores
             n_steps += 1
         sched.step()
@@ -321,7 +346,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     pruned = []
     if done:
         summary, pruned = _finish(cfg, tgt, teacher_model, students, test_b, train_b, dev, rdir, baseline_acc,
-                                  ds, seconds, teacher_device, lam_max)
+                                  ds, seconds, teacher_device, lam_max, export)
     return MethodRun(cfg, teacher_model, students, pruned, summary, metrics, scores_log, rdir)
 
 
@@ -345,9 +370,9 @@ def _finetune(model, teacher, cfg, train_b, dev):
 
 
 def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
-            lam_max):
+            lam_max, export=True):
     """Cut the dead channels out of every student, measure, and save the best one."""
-    held = next(iter(test_b))[0][:256]
+    held = next(iter(test_b))[0][:64]  # float64 on the CPU is slow; 64 images show any inexact surgery
     before = count(teacher)
     cm = CostModel(teacher)
     conv_before = cm.cost(cm.widths, conv_only=True)[1]
@@ -379,7 +404,8 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
     save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
                                                      widths=students[best].widths(), student=best,
                                                      model=bp["masked"].state_dict()))
-    paths = save_pruned(pruned_models[best].cpu(), cfg["arch"], b["num_classes"], b["width"], rdir, held[:1].cpu())
+    paths = save_pruned(pruned_models[best].cpu(), cfg["arch"], b["num_classes"], b["width"], rdir, held[:1].cpu(),
+                        export=export)
     pruned_models[best].to(dev)
     met = [{k: v for k, v in p.items() if k != "masked"} for p in per]
     accs = [p["acc_pruned"] for p in per]

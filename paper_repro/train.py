@@ -50,6 +50,18 @@ def autocast(device):
     return contextlib.nullcontext()
 
 
+def compiled(fn, mode):
+    """torch.compile(fn, mode=mode), or fn itself when mode is False (eager: the default, and what the CPU runs;
+    at batch 64 a GPU step is launch-bound and compiling fuses kernels / replays them as a CUDA graph)."""
+    return torch.compile(fn, mode=mode) if mode else fn
+
+
+def _plain_loss(model, x, y):
+    with autocast(x.device):
+        out = model(x)
+        return F.cross_entropy(out.float(), y), out
+
+
 @torch.no_grad()
 def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a whole split; one host sync at the end."""
@@ -92,13 +104,14 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", data_dir=None,
                    download: bool = True, max_epochs_now: int | None = None, progress: bool = True,
-                   **overrides) -> BaselineRun:
+                   compile=False, **overrides) -> BaselineRun:
     """Train (or load from cache, or resume) the baseline `arch` under `profile`.
 
     The run lives in runs/baselines/<arch>-<dataset>-s<seed>-<key>/ where key hashes the resolved
     settings: config.json, metrics.csv (one row per epoch) and checkpoint.pt (written atomically after
     every epoch). `max_epochs_now` stops after that many epochs in this call (to split a long run across
-    sessions); calling again resumes and ends with the same numbers as an uninterrupted run."""
+    sessions); calling again resumes and ends with the same numbers as an uninterrupted run. `compile`: a
+    torch.compile mode for the forward/backward (False: eager); like `device`, not part of the cache key."""
     cfg = resolve_baseline(arch, profile, seed, **overrides)
     dev = resolve_device(device)
     key = config_key(cfg)
@@ -115,6 +128,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     test_b = D.Batches(test_split, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=False,
                        channels_last=cfg["channels_last"])
     opt, sched = make_optimizer(model, cfg, len(train_b))
+    loss_fn = compiled(_plain_loss, compile)
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
     if ckpt_path.exists():
@@ -138,9 +152,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         n = 0
         lr = opt.param_groups[0]["lr"]
         for x, y in train_b.set_epoch(epoch):
-            with autocast(dev):
-                out = model(x)
-                loss = F.cross_entropy(out.float(), y)
+            loss, out = loss_fn(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
