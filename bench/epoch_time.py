@@ -5,10 +5,13 @@ one SGD step, then Taylor scores + expected-sparse selection + group prox for ev
 code `prune_train` runs (`distill_step`, `sparsify_step`). Data: a 50,000-image uint8 split held on the
 device with batched crop + flip (`paper_repro.data.Batches`); pixel values do not change the timing, so a
 synthetic split stands in and no dataset is needed. Warm-up steps are excluded; every timed epoch ends with
-a device sync. Goals (issue 5, one H100): plain resnet56 <= 2 s/epoch, method <= 3.5x plain.
+a device sync. The sparsity share is (method − distillation-only) / method. `--compile` times each listed
+mode: `eager`, or a torch.compile mode applied as the trainers apply it (`train.compiled` on the plain loss,
+on `method.distill_losses`); compile time falls in the untimed warm-up. Goals (issue 5, one H100): plain
+resnet56 <= 2 s/epoch, method <= 3.5x plain.
 
     .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--batch 64]
-                                         [--students 2] [--steps N (time N steps, scale to an epoch)]
+        [--students 2] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
 """
 import argparse
 import time
@@ -20,10 +23,12 @@ from paper_repro import data as D
 from paper_repro.allocation import allocate, parse_target
 from paper_repro.counting import CostModel
 from paper_repro.losses import FeatureTaps
-from paper_repro.method import METHOD, copy_students, distill_step, expected_sparse_counts, sparsify_step
+from paper_repro.method import (METHOD, copy_students, distill_losses, distill_step, expected_sparse_counts,
+                               sparsify_step)
+from paper_repro.models.groups import FlatGroups
 from paper_repro.models import build_model
 from paper_repro.provenance import device_name, resolve_device
-from paper_repro.train import autocast
+from paper_repro.train import _plain_loss, compiled
 
 TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "flops=0.667"}
 
@@ -35,6 +40,7 @@ p.add_argument("--images", type=int, default=50_000)
 p.add_argument("--steps", type=int, default=None, help="time this many steps and scale to a full epoch")
 p.add_argument("--warmup", type=int, default=30)
 p.add_argument("--device", default="auto")
+p.add_argument("--compile", default="eager", help="comma-separated: eager and/or torch.compile modes")
 args = p.parse_args()
 dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -66,50 +72,75 @@ def net(arch):
     return build_model(arch).to(dev).to(memory_format=torch.channels_last)
 
 
-print(f"device: {device_name(dev)}  batch {args.batch}  {args.images} images/epoch ({steps_per_epoch} steps)  "
-      f"timed steps {timed_steps}  students {args.students}  bf16 autocast: {dev.type == 'cuda'}")
-for arch in args.archs.split(","):
-    model = net(arch).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+def peak():
+    return torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
 
-    def plain_step(x, y):
-        with autocast(dev):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
+def reset_peak():
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    plain = timed(plain_step, batches)
-    plain_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
-    del model, opt
 
-    teacher, students = copy_students(net(arch), args.students)
-    t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
-    sopt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
-    groups = [s.channel_groups() for s in students]
-    cm = CostModel(teacher)
-    keep = allocate(cm, cm.widths, parse_target(TARGETS.get(arch, "flops=0.5"))).keep
-    m_sparse = [expected_sparse_counts(cm.widths, keep)] * len(students)
-    cfg = dict(METHOD)
-    sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")} for _ in students]
-    gen = torch.Generator().manual_seed(0)
 
-    def method_step(x, y):
-        distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums)
-        sparsify_step(groups, m_sparse, 1e-5, "taylor", "dynamic", [None] * len(students), gen)
+print(f"device: {device_name(dev)}  torch {torch.__version__}  batch {args.batch}  {args.images} images/epoch "
+      f"({steps_per_epoch} steps)  timed steps {timed_steps}  students {args.students}  "
+      f"bf16 autocast: {dev.type == 'cuda'}  channels_last", flush=True)
+for mode in args.compile.split(","):
+    cmode = False if mode == "eager" else mode
+    for arch in args.archs.split(","):
+        torch._dynamo.reset()
+        model = net(arch).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        loss_fn = compiled(_plain_loss, cmode)
 
-    def distill_only(x, y):
-        distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums)
+        def plain_step(x, y):
+            loss, _ = loss_fn(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    views = mk(args.students)  # each student its own crop + flip (METHOD student_views='own')
-    method = timed(method_step, views)
-    method_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
-    distill = timed(distill_only, views)
-    print(f"{arch:12s} plain {plain:7.2f} s/epoch (peak {plain_mem:.2f} GiB) | method {method:7.2f} s/epoch "
-          f"= {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | of which sparsity step "
-          f"{100 * (method - distill) / method:.0f}%", flush=True)
-    del teacher, students, sopt, t_taps, s_taps, groups
+        reset_peak()
+        t0 = time.perf_counter()
+        try:
+            plain = timed(plain_step, batches)
+        except Exception as e:  # a compile failure is a result to report, not a reason to stop the others
+            print(f"{mode:10s} {arch:12s} plain FAILED: {type(e).__name__}: {str(e)[:300]}", flush=True)
+            continue
+        plain_wall, plain_mem = time.perf_counter() - t0, peak()
+        del model, opt, loss_fn
+
+        teacher, students = copy_students(net(arch), args.students)
+        t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
+        sopt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9,
+                               weight_decay=1e-4)
+        flat = FlatGroups([s.channel_groups() for s in students])
+        cm = CostModel(teacher)
+        keep = allocate(cm, cm.widths, parse_target(TARGETS.get(arch, "flops=0.5"))).keep
+        m_sparse = [expected_sparse_counts(cm.widths, keep)] * len(students)
+        cfg = dict(METHOD)
+        sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")} for _ in students]
+        gen = torch.Generator().manual_seed(0)
+        losses = compiled(distill_losses, cmode)
+
+        def method_step(x, y):
+            distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums, losses)
+            sparsify_step(flat, m_sparse, 1e-5, "taylor", "dynamic", [None] * len(students), gen)
+
+        def distill_only(x, y):
+            distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums, losses)
+
+        reset_peak()
+        views = mk(args.students)  # each student its own crop + flip (METHOD student_views='own')
+        t0 = time.perf_counter()
+        try:
+            method = timed(method_step, views)
+        except Exception as e:
+            print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch | method FAILED: {type(e).__name__}: "
+                  f"{str(e)[:300]}", flush=True)
+            continue
+        method_wall, method_mem = time.perf_counter() - t0, peak()
+        distill = timed(distill_only, views)
+        print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch (peak {plain_mem:.2f} GiB) | method {method:7.2f} "
+              f"s/epoch = {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | sparsity step "
+              f"{100 * (method - distill) / method:.0f}% of method | wall incl. warm-up/compile "
+              f"{plain_wall:.0f} s + {method_wall:.0f} s", flush=True)
+        del teacher, students, sopt, t_taps, s_taps, flat, losses

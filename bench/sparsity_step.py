@@ -18,6 +18,7 @@ from paper_repro.counting import CostModel
 from paper_repro.losses import FeatureTaps
 from paper_repro.method import METHOD, copy_students, distill_step, expected_sparse_counts, sparsify_step
 from paper_repro.models import build_model
+from paper_repro.models.groups import FlatGroups
 from paper_repro.provenance import device_name, resolve_device
 
 p = argparse.ArgumentParser()
@@ -37,7 +38,7 @@ net = build_model(args.arch, width=args.width).to(dev).to(memory_format=torch.ch
 teacher, students = copy_students(net, args.students)
 t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
 opt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
-groups = [s.channel_groups() for s in students]
+groups = FlatGroups([s.channel_groups() for s in students])  # as prune_train
 cm = CostModel(teacher)
 t0 = time.perf_counter()
 alloc = allocate(cm, cm.widths, parse_target(args.target))
