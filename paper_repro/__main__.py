@@ -22,11 +22,20 @@ def _count(args):
               f"{out['prunable_groups']} prunable channel groups")
 
 
+COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+
+
+def _compile_mode(flag):
+    """--compile off (eager, the default) or a torch.compile mode (for a GPU; execution only, same cache key)."""
+    return False if flag in (None, "off") else flag
+
+
 def _train(args):
     from .train import train_baseline
 
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
-                       download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs)
+                       download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
+                       compile=_compile_mode(args.compile))
     print(json.dumps({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                       "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                       "run_dir": str(r.run_dir), **r.dataset_stamp}))
@@ -38,6 +47,7 @@ def _prune(args):
     over = {k: getattr(args, k) for k in ("students", "criterion", "selection", "penalty", "labels", "kd_weight",
                                           "feature_weight", "mutual_weight", "lambda_max", "epochs",
                                           "finetune_epochs", "kd_form", "student_views")}
+    over["compile"] = _compile_mode(args.compile)
     r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
                     max_epochs_now=args.max_epochs_now, **over)
@@ -80,6 +90,8 @@ def main(argv=None):
     t.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")
     t.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
+    t.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
+                   help="torch.compile mode of the training step (GPU; default off = eager)")
     t.set_defaults(fn=_train)
 
     from .allocation import TARGET_KINDS
@@ -113,6 +125,8 @@ def main(argv=None):
     pr.add_argument("--data-dir", default=None)
     pr.add_argument("--no-download", action="store_true")
     pr.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
+    pr.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
+                    help="torch.compile mode of the distillation step (GPU; default off = eager)")
     pr.set_defaults(fn=_prune)
 
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")

@@ -31,6 +31,8 @@ def test_prune_bad_input_is_one_line_before_training(tmp_path):
     assert not (tmp_path / "x").exists()
     r = _cli("prune", "--arch", "resnet20", "--target", "flops=0.5", "--student-views", "mixed")
     assert r.returncode == 2 and "own" in r.stderr and "shared" in r.stderr
+    r = _cli("prune", "--arch", "resnet20", "--target", "flops=0.5", "--compile", "fast")
+    assert r.returncode == 2 and "reduce-overhead" in r.stderr and "off" in r.stderr
 
 
 def test_prune_cli_prints_the_summary(tmp_path):
@@ -41,3 +43,9 @@ def test_prune_cli_prints_the_summary(tmp_path):
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["arch"] == "resnet20" and s["dataset_official"] is False and s["max_abs_logit_diff"] <= 1e-4
     assert s["params_after"] <= s["params_before"] and (out / "pruned.pt2").is_file()
+
+
+def test_compile_flag_maps_off_to_eager():
+    from paper_repro.__main__ import _compile_mode
+
+    assert _compile_mode("off") is False and _compile_mode("reduce-overhead") == "reduce-overhead"
