@@ -38,6 +38,11 @@ def budget(profile: str) -> dict:
     return dict(BUDGET[profile])
 
 
+def shared_budget(profile: str) -> dict:
+    """The part of the budget every method shares (epochs, training images); λ_max etc. are ours only."""
+    return {k: v for k, v in budget(profile).items() if k in ("epochs", "train_subset")}
+
+
 def teacher(profile: str, seed: int = 0, device: str = "auto", arch: str | None = None, progress: bool = False):
     """The subject's baseline of this profile (cached; trained when missing)."""
     return train_baseline(arch or SUBJECT["arch"], profile, seed, device=device, progress=progress)

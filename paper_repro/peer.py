@@ -409,4 +409,5 @@ def ours_run(profile: str, seed: int = 0, device: str = "auto", students: int = 
 
     t = teacher(profile, seed, device)
     return prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,
-                       teacher=teacher_checkpoint(t), progress=progress, **{**budget(profile), "students": students})
+                       teacher=teacher_checkpoint(t), progress=progress, export=False,
+                       **{**budget(profile), "students": students})

@@ -7,7 +7,7 @@ import torch
 
 import paper_repro.train as T
 from paper_repro import peer
-from paper_repro.ablation import budget
+from paper_repro.ablation import shared_budget
 from paper_repro.counting import count
 from paper_repro.models import build_model
 
@@ -28,7 +28,7 @@ def r56(teachers):
     root, ckpts = teachers
     out = root / "r56_magnitude"
     run = peer.peer_train("resnet56", "flops=0.60", "smoke", 0, device="cpu", teacher=ckpts["resnet56"], out=out,
-                          progress=False, importance="magnitude", iterative_steps=100, **budget("smoke"))
+                          progress=False, importance="magnitude", iterative_steps=100, **shared_budget("smoke"))
     return run, out, ckpts["resnet56"]
 
 
@@ -58,7 +58,7 @@ def test_cached_run_is_loaded_not_retrained(r56):
     run, out, ckpt = r56
     before = (out / "state.pt").stat().st_mtime_ns
     again = peer.peer_train("resnet56", "flops=0.60", "smoke", 0, device="cpu", teacher=ckpt, out=out,
-                            progress=False, importance="magnitude", iterative_steps=100, **budget("smoke"))
+                            progress=False, importance="magnitude", iterative_steps=100, **shared_budget("smoke"))
     assert again.loaded is True
     assert (out / "state.pt").stat().st_mtime_ns == before
     assert again.summary == json.loads((out / "summary.json").read_text())
@@ -97,7 +97,7 @@ def test_missed_target_is_reported_not_raised(teachers):
     root, ckpts = teachers
     run = peer.peer_train("resnet20", "flops=0.60", "smoke", 0, device="cpu", teacher=ckpts["resnet20"],
                           out=root / "r20_capped", progress=False, importance="magnitude", iterative_steps=50,
-                          max_pruning_ratio=0.2, **budget("smoke"))
+                          max_pruning_ratio=0.2, **shared_budget("smoke"))
     assert run.summary["target_met"] is False
     assert run.summary["flops_pruned"] < 0.60
     assert peer.peer_row("capped", run)["target_met"] is False
@@ -119,7 +119,7 @@ def test_resumed_run_equals_uninterrupted(teachers):
 
 def test_reg_scaling_keeps_the_recipe_shrinkage():
     b = dict(lr=0.05, lr_milestones=[0.5, 0.75], lr_gamma=0.1)
-    # cpu budget: 3 epochs of 62 steps at 0.05, 0.05, 0.0005 (both milestones round to epoch 2)
+    # a 3-epoch budget of 62 steps per epoch at 0.05, 0.05, 0.0005 (both milestones round to epoch 2)
     ours = 62 * (0.05 + 0.05 + 0.0005)
     recipe = 390 * (60 * 0.01 + 20 * 0.001 + 20 * 0.0001) * 5e-4
     assert peer.scaled_reg(5e-4, b, 3, 62) == pytest.approx(recipe / ours)
