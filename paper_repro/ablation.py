@@ -120,22 +120,28 @@ def arms_figure(df, title: str, arm_col: str = "arm"):
     import seaborn as sns
 
     order = list(dict.fromkeys(df[arm_col].astype(str)))
-    acc = pd.concat([df.assign(student="best", acc=100 * df["best_acc"]),
-                     df.assign(student="mean", acc=100 * df["mean_acc"])]).dropna(subset=["acc"])
+    parts = [df.assign(student="best", acc=100 * df["best_acc"])]
+    if (df["students"] > 1).any():  # with one student, best = mean
+        parts.append(df.assign(student="mean", acc=100 * df["mean_acc"]))
+    acc = pd.concat(parts).dropna(subset=["acc"])
     acc[arm_col] = acc[arm_col].astype(str)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.5 * len(order) + 2.2), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
+    for bar in a1.patches:  # the values: on a short budget the arms differ by fractions of the bar
+        if bar.get_width() > 0:
+            a1.annotate(f"{bar.get_width():.1f}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                        xytext=(2, 0), textcoords="offset points", va="center", fontsize=7)
     a1.axvline(100 * df["baseline_acc"].iloc[0], ls="--", color="0.3", lw=1, label="teacher")
     a1.set(xlabel="test accuracy after removal (%)", ylabel="", title="accuracy")
-    a1.legend(fontsize=8, loc="lower right")
+    a1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     d = df.assign(flops=100 * df["flops_pruned"], **{arm_col: df[arm_col].astype(str)})
     sns.barplot(data=d, y=arm_col, x="flops", order=order, ax=a2, orient="h", color="C2")
     for bar, (_, r) in zip(a2.patches, d.set_index(arm_col).loc[order].reset_index().iterrows()):
         if not r["target_met"]:
             bar.set_hatch("//")
             bar.set_alpha(0.6)
-            a2.annotate(" target missed", (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center",
-                        fontsize=8)
+        a2.annotate(f" {bar.get_width():.2f}" + ("" if r["target_met"] else ": target missed"),
+                    (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center", fontsize=7)
     ratio = float(str(df["target"].iloc[0]).split("=")[1])
     a2.axvline(100 * ratio, ls="--", color="C3", lw=1)
     a2.set(xlabel=f"FLOPs pruned (%); dashed: target {df['target'].iloc[0]}", ylabel="", title="FLOPs pruned")
