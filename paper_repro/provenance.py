@@ -41,11 +41,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def stamp(profile: str, dataset_stamp: dict, seed: int, device: str) -> dict:
-    return {"profile": profile, **dataset_stamp, "seed": seed, "device": device, "commit": git_commit()}
+    s = {"profile": profile, **dataset_stamp, "seed": seed, "device": device, "commit": git_commit()}
+    # Values read back from a DataFrame are numpy scalars; as plain Python values they survive JSON (a numpy
+    # False written with default=str became the string "False", which reads as true).
+    return {k: v.item() if hasattr(v, "item") else v for k, v in s.items()}
 
 
 def stamp_line(s: dict) -> str:
-    official = "official" if s.get("dataset_official") else "NOT official (modified copy)"
+    official = "official" if str(s.get("dataset_official")) == "True" else "NOT official (modified copy)"
     if s.get("dataset") == "synthetic":
         official = "synthetic, not a real dataset"
     return (f"profile={s.get('profile')} | data={s.get('dataset')} ({official}, fp {s.get('dataset_fingerprint')}) | "
