@@ -28,7 +28,7 @@ from paper_repro.method import (METHOD, copy_students, distill_losses, distill_s
 from paper_repro.models.groups import FlatGroups
 from paper_repro.models import build_model
 from paper_repro.provenance import device_name, resolve_device
-from paper_repro.train import _plain_loss, compiled
+from paper_repro.train import plain_loss, compiled
 
 TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "flops=0.667"}
 
@@ -90,7 +90,7 @@ for mode in args.compile.split(","):
         torch._dynamo.reset()
         model = net(arch).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-        loss_fn = compiled(_plain_loss, cmode)
+        loss_fn = compiled(plain_loss, cmode)
 
         def plain_step(x, y):
             loss, _ = loss_fn(model, x, y)

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import data as D
@@ -39,12 +38,11 @@ from .allocation import Target, parse_target, pruned_ratio
 from .config import check_profile, config_key, resolve_baseline
 from .counting import CostModel, count
 from .ista import scaled_lambda
-from .models import build_model
 from .provenance import device_name, git_commit, resolve_device
 from .sensitivity import smallest_mask
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json
 from .surgery import mask_model, prune_model
-from .train import autocast, evaluate, prepare_data
+from .train import evaluate, plain_loss, prepare_data, train_epoch
 
 ARMS = ("l1_uniform", "l1_global", "slimming")
 NORMALISERS = ("mean", "max", "none")
@@ -180,17 +178,9 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
     for epoch in range(start, end):
         torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
         model.train()
-        t0, n, loss_sum = time.perf_counter(), 0, torch.zeros((), device=dev)
-        lr = opt.param_groups[0]["lr"]
-        for x, y in train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)):
-            with autocast(dev):
-                loss = F.cross_entropy(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            bn_l1_subgradient_(norms, slim_lambda)
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            n += len(y)
+        t0, lr = time.perf_counter(), opt.param_groups[0]["lr"]
+        loss_sum, _, n = train_epoch(model, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)), opt,
+                                     plain_loss, after_backward=lambda: bn_l1_subgradient_(norms, slim_lambda))
         sched.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()

@@ -49,7 +49,7 @@ from .method import logit_gap
 from .models import build_model
 from .provenance import device_name, git_commit, resolve_device
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data
+from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, train_epoch
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -254,18 +254,10 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     for epoch in bar:
         torch.manual_seed(seed * 1000 + epoch + 11)
         model.train()
-        lr, t0, n = opt.param_groups[0]["lr"], time.perf_counter(), 0
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        for x, y in train_b.set_epoch(epoch):
-            loss, out = _loss(cfg, model, t_model, x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            pruner.regularize(model, alpha=2 ** cfg["alpha"])  # TP: adds the group penalty to the gradients
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
-            n += len(y)
+        lr, t0 = opt.param_groups[0]["lr"], time.perf_counter()
+        loss_sum, correct, n = train_epoch(
+            model, train_b.set_epoch(epoch), opt, lambda m, x, y: _loss(cfg, m, t_model, x, y),
+            after_backward=lambda: pruner.regularize(model, alpha=2 ** cfg["alpha"]))  # TP: group penalty on grads
         sched.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()

@@ -56,10 +56,31 @@ def compiled(fn, mode):
     return torch.compile(fn, mode=mode) if mode else fn
 
 
-def _plain_loss(model, x, y):
+def plain_loss(model, x, y):
     with autocast(x.device):
         out = model(x)
         return F.cross_entropy(out.float(), y), out
+
+
+def train_epoch(model, batches, opt, loss_fn, after_backward=None):
+    """One pass of SGD over `batches`: loss_fn(model, x, y) -> (loss, logits); `after_backward()` may edit the
+    gradients before the step (a sparsity penalty). Returns (Σ loss·n, correct, n), the sums kept on the device
+    (no host sync inside the loop)."""
+    dev = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    n = 0
+    for x, y in batches:
+        loss, out = loss_fn(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if after_backward is not None:
+            after_backward()
+        opt.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+        n += len(y)
+    return loss_sum, correct, n
 
 
 @torch.no_grad()
@@ -128,7 +149,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     test_b = D.Batches(test_split, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=False,
                        channels_last=cfg["channels_last"])
     opt, sched = make_optimizer(model, cfg, len(train_b))
-    loss_fn = compiled(_plain_loss, compile)
+    loss_fn = compiled(plain_loss, compile)
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
     if ckpt_path.exists():
@@ -147,18 +168,8 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
         model.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        n = 0
         lr = opt.param_groups[0]["lr"]
-        for x, y in train_b.set_epoch(epoch):
-            loss, out = loss_fn(model, x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
-            n += len(y)
+        loss_sum, correct, n = train_epoch(model, train_b.set_epoch(epoch), opt, loss_fn)
         sched.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
