@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,prune,reproduce} ..."""
+"""Command line: python -m paper_repro {count,train,prune,campaign,reproduce} ..."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,7 @@ def _count(args):
               f"{out['prunable_groups']} prunable channel groups")
 
 
+BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
 COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
@@ -30,12 +31,16 @@ def _compile_mode(flag):
     return False if flag in (None, "off") else flag
 
 
+def _budget_s(minutes):
+    return None if minutes is None else 60.0 * minutes
+
+
 def _train(args):
     from .train import train_baseline
 
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
-                       compile=_compile_mode(args.compile))
+                       compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes))
     print(json.dumps({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                       "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                       "run_dir": str(r.run_dir), **r.dataset_stamp}))
@@ -50,7 +55,7 @@ def _prune(args):
     over["compile"] = _compile_mode(args.compile)
     r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
-                    max_epochs_now=args.max_epochs_now, **over)
+                    max_epochs_now=args.max_epochs_now, time_budget_s=_budget_s(args.budget_minutes), **over)
     if not r.summary:
         print(json.dumps({"run_dir": str(r.run_dir), "epochs_done": r.metrics[-1]["epoch"] if r.metrics else 0,
                           "epochs": r.config["epochs"], "status": "stopped early; run again to resume"}))
@@ -59,6 +64,16 @@ def _prune(args):
             "params_after", "macs_before", "macs_after", "params_pruned", "flops_pruned", "target_met",
             "max_abs_logit_diff")
     print(json.dumps({**{k: r.summary[k] for k in keys}, "run_dir": str(r.run_dir)}))
+
+
+def _campaign(args):
+    from .campaign import run_campaign
+
+    rows = run_campaign(args.archs.split(","), args.profile, _budget_s(args.budget_minutes), args.method_epochs,
+                        args.seed, args.device, _compile_mode(args.compile), args.data_dir, not args.no_download,
+                        record_to=None if args.no_record else args.record_to)
+    for row in rows:
+        print(json.dumps(row))
 
 
 def _reproduce(args):
@@ -90,6 +105,7 @@ def main(argv=None):
     t.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")
     t.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
+    t.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP)
     t.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                    help="torch.compile mode of the training step (GPU; default off = eager)")
     t.set_defaults(fn=_train)
@@ -125,9 +141,31 @@ def main(argv=None):
     pr.add_argument("--data-dir", default=None)
     pr.add_argument("--no-download", action="store_true")
     pr.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
+    pr.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP + " (method epochs only)")
     pr.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                     help="torch.compile mode of the distillation step (GPU; default off = eager)")
     pr.set_defaults(fn=_prune)
+
+    from .campaign import ORDER, PAPER_TARGETS
+    from .tables import PAPER_RUNS
+
+    cp = sub.add_parser("campaign", help="the main table's runs (baseline, then method), network after network, "
+                                         "within a time budget; run again to resume")
+    cp.add_argument("--archs", default=",".join(ORDER),
+                    help=f"comma-separated, from {', '.join(PAPER_TARGETS)} (default: {','.join(ORDER)})")
+    cp.add_argument("--profile", choices=PROFILES, default="paper")
+    cp.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP)
+    cp.add_argument("--method-epochs", type=int, default=None,
+                    help="method epochs (default: the recipe's, = the baseline's); fewer: a shortened recipe")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    cp.add_argument("--data-dir", default=None)
+    cp.add_argument("--no-download", action="store_true")
+    cp.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
+                    help="torch.compile mode of the training steps (GPU; reduce-overhead was fastest on an H100)")
+    cp.add_argument("--record-to", default=str(PAPER_RUNS), help="where finished runs' small files are copied")
+    cp.add_argument("--no-record", action="store_true", help="do not copy finished runs anywhere")
+    cp.set_defaults(fn=_campaign)
 
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from .allocation import Allocation, allocate, check_reachable, parse_target
@@ -31,7 +31,8 @@ from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
-from .train import _metrics_csv, autocast, compiled, evaluate, make_optimizer, prepare_data, train_baseline
+from .train import (_metrics_csv, autocast, compiled, evaluate, make_optimizer, out_of_time, prepare_data,
+                    train_baseline)
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
 # first step of training, and kept (the classic fixed mask).
@@ -222,11 +223,15 @@ def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, gener
 
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
-                max_epochs_now: int | None = None, export: bool = True, **overrides) -> MethodRun:
+                max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
+                **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
-    `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline checkpoint path (default: the cached baseline of these settings, trained if
-    missing). `out`: the run folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume."""
+    `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
+    checkpoint path (default: the cached baseline of these settings, trained if missing). `out`: the run
+    folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
+    `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
+    epochs, not the teacher's training nor the removal after the last epoch)."""
     cfg = resolve_method(arch, target, profile, seed, **overrides)
     tgt = parse_target(cfg["target"])
     dev = resolve_device(device)
@@ -289,7 +294,11 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     bar = tqdm(range(start, end), desc=f"{arch} method", disable=not progress, initial=start, total=cfg["epochs"])
+    t_call, walls = time.perf_counter(), []
     for epoch in bar:
+        if out_of_time(t_call, time_budget_s, walls, metrics):
+            break
+        t_wall = time.perf_counter()
         torch.manual_seed(seed * 1000 + epoch + 7)
         lam = lam_max * penalty_scale(epoch, first_decay, cfg["penalty"])
         lr = opt.param_groups[0]["lr"]
@@ -337,6 +346,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
                                          score_gen=score_gen.get_state(), fixed_selected=fixed))
         write_text(rdir / "metrics.csv", _metrics_csv(metrics))
         write_text(rdir / "scores.csv", _metrics_csv(scores_log))
+        walls.append(time.perf_counter() - t_wall)
     bar.close()
     t_taps.remove()
     for tap in s_taps:

@@ -96,9 +96,10 @@ def prune_model(model: nn.Module, dead=None, rel_threshold: float = 0.01) -> nn.
 
 
 def _save_via_temp(path: Path, save) -> Path:
-    """`save(tmp)` into a temporary name in the same folder, then rename: a reader never sees half a file."""
+    """`save(tmp)` into a temporary name in the same folder, then rename: a reader never sees half a file. The
+    temporary name keeps the extension (torch.export warns about a .pt2 archive named otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         save(tmp)
         os.replace(tmp, path)

@@ -48,6 +48,16 @@ def main_table(summaries: dict) -> pd.DataFrame:
 PAPER_RUNS = ROOT / "results" / "paper" / "runs"
 
 
+def _teacher_run_name(method_cfg: dict) -> str:
+    """The run folder name of a method run's teacher: the given checkpoint's folder, else the cached baseline of
+    its `baseline` settings (the folder train_baseline used)."""
+    from .train import run_dir_for
+
+    if method_cfg.get("teacher_checkpoint"):
+        return Path(method_cfg["teacher_checkpoint"]).parent.name
+    return run_dir_for(method_cfg["baseline"]).name
+
+
 def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
     """One row per recorded method run (summary.json + config.json + its teacher's metrics.csv), e.g. the
     paper-recipe runs made on a GPU. Values are read from the run's own files, never typed."""
@@ -60,7 +70,7 @@ def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
         cfg = json.loads((summary_path.parent / "config.json").read_text())
         metrics = pd.read_csv(summary_path.parent / "metrics.csv")
         base = cfg["baseline"]
-        teacher_dir = Path(folder) / "baselines" / Path(cfg.get("teacher_checkpoint", "")).parent.name
+        teacher_dir = Path(folder) / "baselines" / _teacher_run_name(cfg)
         teacher_metrics = teacher_dir / "metrics.csv"
         teacher_epoch_s = (round(float(pd.read_csv(teacher_metrics)["epoch_seconds"].median()), 1)
                            if teacher_metrics.is_file() else None)

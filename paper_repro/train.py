@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from .config import config_key, resolve_baseline
@@ -101,6 +101,41 @@ def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
     return loss_sum.item() / n, correct.item() / n
 
 
+@torch.no_grad()
+def predicted_counts(model, batches: D.Batches, num_classes: int) -> list[int]:
+    """How many images of the split the model assigns to each class (a collapsed network piles onto a few)."""
+    was = model.training
+    model.eval()
+    counts = None
+    for x, _ in batches:
+        with autocast(x.device):
+            c = torch.bincount(model(x).argmax(1), minlength=num_classes)
+        counts = c if counts is None else counts + c
+    model.train(was)
+    return counts.tolist()
+
+
+@torch.no_grad()
+def recalibrate_bn_(model, batches, max_batches: int | None = None):
+    """Recompute every BatchNorm's running mean/variance from scratch (cumulative average over `batches`, no
+    labels, no weight update), then eval mode. After channels are cut out, the later BNs' statistics no longer
+    match their inputs; this is the standard cheap repair (adaptive BN, Li et al. 2020, EagleEye)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative moving average, all batches weigh the same
+    model.train()
+    for i, (x, _) in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        with autocast(x.device):
+            model(x)
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    return model.eval()
+
+
 def make_optimizer(model, cfg: dict, steps_per_epoch: int):
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
@@ -114,6 +149,17 @@ def run_dir_for(cfg: dict, kind: str = "baselines") -> Path:
     return RUNS / kind / f"{cfg['arch']}-{cfg['dataset']}-s{cfg['seed']}-{config_key(cfg)}"
 
 
+def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metrics: list[dict],
+                now: float | None = None) -> bool:
+    """`time_budget_s` of the training loops: True when one more epoch would end more than `budget_s` seconds
+    after `t_call` (perf_counter; `now` defaults to it). An epoch is assumed as long as the last one of this
+    call (training, test and checkpoint), else the last recorded one (a first epoch also compiles: too long)."""
+    if budget_s is None:
+        return False
+    estimate = walls[-1] if walls else (metrics[-1]["epoch_seconds"] if metrics else 0.0)
+    return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
+
+
 def _metrics_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
@@ -125,14 +171,15 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", data_dir=None,
                    download: bool = True, max_epochs_now: int | None = None, progress: bool = True,
-                   compile=False, **overrides) -> BaselineRun:
+                   compile=False, time_budget_s: float | None = None, **overrides) -> BaselineRun:
     """Train (or load from cache, or resume) the baseline `arch` under `profile`.
 
     The run lives in runs/baselines/<arch>-<dataset>-s<seed>-<key>/ where key hashes the resolved
     settings: config.json, metrics.csv (one row per epoch) and checkpoint.pt (written atomically after
     every epoch). `max_epochs_now` stops after that many epochs in this call (to split a long run across
-    sessions); calling again resumes and ends with the same numbers as an uninterrupted run. `compile`: a
-    torch.compile mode for the forward/backward (False: eager); like `device`, not part of the cache key."""
+    sessions); `time_budget_s` stops between epochs before that many seconds have passed (see `out_of_time`);
+    calling again resumes and ends with the same numbers as an uninterrupted run. `compile`: a torch.compile
+    mode for the forward/backward (False: eager); like `device`, not part of the cache key."""
     cfg = resolve_baseline(arch, profile, seed, **overrides)
     dev = resolve_device(device)
     key = config_key(cfg)
@@ -164,7 +211,10 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     bar = tqdm(range(start, end), desc=f"{arch} baseline", disable=not progress, initial=start, total=cfg["epochs"])
+    t_call, walls = time.perf_counter(), []
     for epoch in bar:
+        if out_of_time(t_call, time_budget_s, walls, metrics):
+            break
         torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
         model.train()
         t0 = time.perf_counter()
@@ -186,6 +236,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                                         scheduler=sched.state_dict(), metrics=metrics, train_seconds=seconds,
                                         device=device_name(dev)))
         write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+        walls.append(time.perf_counter() - t0)
     bar.close()
     done = len(metrics) >= cfg["epochs"]
     if done and start < cfg["epochs"]:

@@ -205,6 +205,11 @@ def test_run_classic_end_to_end_cached_and_deterministic(monkeypatch, tmp_path):
         rows[arm] = C.classic_row(run)
         assert run.summary["widths"] == run.model.widths()
     r = rows["slimming"]
+    for arm, row in rows.items():  # the diagnostics after the cut: BN recalibration, predicted classes
+        s = C.run_classic(arm, "smoke", 0, "cpu", teacher_run=teacher, train_subset=64, epochs=2).summary
+        assert 0 <= row["acc_bn_recalibrated"] <= 1
+        n_test = sum(s["test_class_counts"])
+        assert sum(s["predicted_before_finetune"]) == sum(s["predicted_bn_recalibrated"]) == n_test > 0
     assert (r["sparse_epochs"], r["finetune_epochs"], r["epochs"], r["label_use"]) == (1, 1, 2, "labels")
     assert r["target_met"] and r["flops_pruned"] >= TARGET and r["max_abs_logit_diff"] < 1e-9
     # unreachable target: a row with target_met False, not an exception

@@ -70,3 +70,35 @@ def test_lr_never_decays_before_the_first_step():
     cfg = resolve_baseline("resnet20", "smoke", epochs=1)
     opt, _ = make_optimizer(build_model("resnet20", width=0.25), cfg, steps_per_epoch=4)
     assert opt.param_groups[0]["lr"] == cfg["lr"]
+
+
+def test_recalibrate_bn_recomputes_the_running_statistics():
+    """One pass, momentum None: the running mean is the plain average of the batch means (the same batch size
+    each), the running variance that of the unbiased batch variances; momentum is restored, eval mode after."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    model[1].running_mean.fill_(5.0)  # stale statistics, as after a cut
+    batches = [(torch.randn(8, 3, 4, 4) * (i + 1), None) for i in range(3)]
+    T.recalibrate_bn_(model, batches)
+    with torch.no_grad():
+        outs = [model[0](x) for x, _ in batches]
+    mean = torch.stack([o.mean((0, 2, 3)) for o in outs]).mean(0)
+    var = torch.stack([o.transpose(0, 1).reshape(4, -1).var(1) for o in outs]).mean(0)
+    assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var, var, rtol=1e-4)
+    assert model[1].momentum == 0.1 and not model.training
+    T.recalibrate_bn_(model, batches, max_batches=1)  # only the first batch now
+    assert torch.allclose(model[1].running_mean, outs[0].mean((0, 2, 3)), atol=1e-5)
+
+
+def test_predicted_counts_cover_the_split():
+    from paper_repro import data as D
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    x = torch.randint(0, 255, (50, 3, 32, 32), dtype=torch.uint8)
+    b = D.Batches(D.Split(x, torch.zeros(50, dtype=torch.long)), 16, D.MEAN["cifar10"], D.STD["cifar10"], train=False)
+    counts = T.predicted_counts(model, b, 10)
+    assert len(counts) == 10 and sum(counts) == 50
+    with torch.no_grad():
+        ref = torch.bincount(model(torch.cat([xb for xb, _ in b])).argmax(1), minlength=10).tolist()
+    assert counts == ref

@@ -1,0 +1,81 @@
+"""The main table's runs in order, within a wall-clock budget per call: the paper profile on a GPU lent for short
+sessions.
+
+The full recipe is hours of GPU time (a teacher of 200 epochs, then 200 method epochs, per network); a lent GPU
+comes in sessions of minutes. `run_campaign` trains what is left, network after network (baseline, then the
+method to its target), stops between epochs before the budget is spent, and the next call resumes from the
+checkpoints in runs/ (bitwise the same as an uninterrupted run on CPU; tests/test_campaign.py). Each finished
+run's small files are copied to results/paper/runs/, where notebook 02 reads them (`tables.recorded_runs`).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from .method import prune_train
+from .tables import PAPER_RUNS
+from .train import train_baseline
+
+# The paper's headline targets (METHOD §7): VGG-Small −93% params, ResNet-56 −60% FLOPs, MobileNetV2 "3×"
+# read as a FLOPs ratio. Notebook 02 uses the same.
+PAPER_TARGETS = {"vgg_small": "params=0.93", "resnet56": "flops=0.60", "mobilenetv2": "flops=0.667"}
+ORDER = ("resnet56", "mobilenetv2", "vgg_small")  # resnet56 first: the cheapest complete row (issue 5)
+# What a record keeps: everything but checkpoints and exports (MBs each, and binary).
+RECORD_FILES = {"baselines": ("config.json", "metrics.csv"),
+                "prune": ("config.json", "metrics.csv", "summary.json", "widths.json")}
+
+
+def record_run(run_dir, kind: str, dest=PAPER_RUNS) -> Path:
+    """Copy a finished run's small files unchanged to `dest` (baselines under dest/baselines/)."""
+    if kind not in RECORD_FILES:
+        raise ValueError(f"kind: unknown value {kind!r}; valid: {', '.join(RECORD_FILES)}")
+    run_dir = Path(run_dir)
+    out = Path(dest) / ("baselines" if kind == "baselines" else "") / run_dir.name
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES[kind]:
+        shutil.copy2(run_dir / name, out / name)  # config/metrics are rewritten atomically by the run: whole files
+    return out
+
+
+def run_campaign(archs=ORDER, profile: str = "paper", budget_s: float | None = None, method_epochs: int | None = None,
+                 seed: int = 0, device: str = "auto", compile=False, data_dir=None, download: bool = True,
+                 record_to=PAPER_RUNS, progress: bool = True, targets=PAPER_TARGETS, export: bool = True) -> list[dict]:
+    """Baseline then method for each of `archs` (to its target in `targets`), until done or `budget_s` seconds
+    are spent.
+
+    `method_epochs`: the method's epochs (None: the recipe's, as many as the baseline's); fewer is a shortened
+    recipe and gets its own run folder (the epochs are part of the cache key). `record_to`: where finished runs
+    are recorded (None: nowhere). `export`: write the pruned network's .pt2 (prune_train). Returns one status row per network reached."""
+    unknown = [a for a in archs if a not in targets]
+    if unknown:
+        raise ValueError(f"archs: no target for {unknown}; valid: {', '.join(targets)}")
+    if budget_s is not None and not budget_s > 0:
+        raise ValueError(f"budget_s: must be a positive number of seconds, got {budget_s!r}")
+    t0 = time.perf_counter()
+
+    def left():
+        return None if budget_s is None else budget_s - (time.perf_counter() - t0)
+
+    common = dict(device=device, data_dir=data_dir, download=download, progress=progress, compile=compile)
+    status = []
+    for arch in archs:
+        base = train_baseline(arch, profile, seed, time_budget_s=left(), **common)
+        row = dict(arch=arch, baseline_epochs=f"{len(base.metrics)}/{base.config['epochs']}",
+                   baseline_acc=base.test_acc, baseline_dir=str(base.run_dir))
+        status.append(row)
+        if len(base.metrics) < base.config["epochs"]:
+            break
+        if record_to is not None:
+            record_run(base.run_dir, "baselines", record_to)
+        # The cached baseline just trained is the teacher (prune_train loads it; nothing is retrained).
+        run = prune_train(arch, targets[arch], profile, seed, epochs=method_epochs, time_budget_s=left(),
+                          export=export, **common)
+        done = run.metrics[-1]["epoch"] if run.metrics else 0
+        row.update(method_epochs=f"{done}/{run.config['epochs']}", method_dir=str(run.run_dir))
+        if not run.summary:
+            break
+        row.update(pruned_acc=run.summary["pruned_acc"], target_met=run.summary["target_met"])
+        if record_to is not None:
+            row["record"] = str(record_run(run.run_dir, "prune", record_to))
+    return status

@@ -1,0 +1,71 @@
+"""The campaign (main-table runs within a time budget): stops between epochs, resumes to the same numbers,
+records finished runs where notebook 02 reads them."""
+import json
+
+import pytest
+import torch
+
+import paper_repro.method as M
+import paper_repro.train as T
+from paper_repro.campaign import record_run, run_campaign
+from paper_repro.tables import recorded_runs
+
+KW = dict(profile="smoke", device="cpu", method_epochs=3, progress=False, targets={"resnet20": "flops=0.4"},
+          export=False)
+
+
+def test_out_of_time_counts_the_next_epoch():
+    metrics = [dict(epoch_seconds=30.0)]
+    assert not T.out_of_time(0.0, None, [], metrics, now=1e9)  # no budget: never
+    assert not T.out_of_time(0.0, 100.0, [10.0], metrics, now=80.0)  # 80 + 10 <= 100: one more
+    assert T.out_of_time(0.0, 100.0, [10.0, 25.0], metrics, now=80.0)  # the last epoch of the call counts
+    assert T.out_of_time(0.0, 100.0, [], metrics, now=75.0)  # none yet: the last recorded one
+    assert not T.out_of_time(0.0, 100.0, [], [], now=99.0)  # nothing known: one epoch
+
+
+def _one_epoch_per_call(t_call, budget_s, walls, metrics, now=None):
+    """A budget that always has room for exactly one epoch (deterministic, unlike a clock)."""
+    return budget_s is not None and len(walls) >= 1
+
+
+def _students(rows):
+    return torch.load(rows[0]["method_dir"] + "/state.pt", weights_only=False)["students"]
+
+
+def test_campaign_stops_resumes_and_records(tmp_path, monkeypatch):
+    full = run_campaign(["resnet20"], record_to=tmp_path / "full_records", **KW)
+    assert full[0]["method_epochs"] == "3/3" and "pruned_acc" in full[0]
+
+    monkeypatch.setattr(T, "RUNS", tmp_path / "runs_split")
+    monkeypatch.setattr(T, "out_of_time", _one_epoch_per_call)
+    monkeypatch.setattr(M, "out_of_time", _one_epoch_per_call)
+    rec = tmp_path / "records"
+    calls = []
+    while not calls or "pruned_acc" not in calls[-1][0]:
+        calls.append(run_campaign(["resnet20"], budget_s=3600, record_to=rec, **KW))
+        assert len(calls) <= 5
+    # smoke baseline: 2 epochs, then 3 method epochs; one per call
+    assert [c[0]["baseline_epochs"] for c in calls] == ["1/2", "2/2", "2/2", "2/2"]
+    assert [c[0].get("method_epochs") for c in calls] == [None, "1/3", "2/3", "3/3"]
+    for sa, sb in zip(_students(full), _students(calls[-1])):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    assert calls[-1][0]["pruned_acc"] == full[0]["pruned_acc"]
+
+    table = recorded_runs(rec)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["network"], row["teacher_epochs"], row["method_epochs"]) == ("resnet20", 2, 3)
+    assert row["teacher_epoch_seconds"] is not None and row["teacher_epoch_seconds"] > 0  # teacher found
+    summary = json.loads((rec / row["record"] / "summary.json").read_text())
+    assert summary["pruned_acc"] == full[0]["pruned_acc"]
+    assert not list(rec.rglob("*.pt")) and not list(rec.rglob("*.pt2"))  # records only, no checkpoints
+
+
+def test_campaign_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="archs: no target for \\['resnet20'\\]; valid: vgg_small"):
+        run_campaign(["resnet20"], profile="smoke", record_to=None)
+    with pytest.raises(ValueError, match="budget_s: must be a positive number"):
+        run_campaign(["resnet56"], profile="smoke", budget_s=0, record_to=None)
+    with pytest.raises(ValueError, match="kind: unknown value 'teacher'"):
+        record_run(tmp_path, "teacher", tmp_path / "out")
