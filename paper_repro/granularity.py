@@ -131,11 +131,14 @@ def zero_mac_fraction(model: nn.Module, input_size=(1, 3, 32, 32)) -> float:
 
 
 def granularity_row(model: nn.Module, granularity: str, sparsity: float, evaluate_fn, macs_before: int,
-                    example=None) -> dict:
-    """Prune `model` at (granularity, sparsity), evaluate it with `evaluate_fn(model) -> accuracy`, count."""
+                    example=None, recalibrate=None) -> dict:
+    """Prune `model` at (granularity, sparsity), evaluate it with `evaluate_fn(model) -> accuracy`, count.
+    `recalibrate(model) -> model`: also report the accuracy after it (e.g. BN statistics recomputed; it gets a
+    copy, the zeros stay zeros)."""
     pruned, dead = prune_granularity(model, granularity, sparsity)
+    acc_recal = evaluate_fn(recalibrate(copy.deepcopy(pruned)).eval()) if recalibrate else float("nan")
     row = dict(granularity=granularity, unit=UNIT[granularity], target_sparsity=sparsity,
-               sparsity=weight_sparsity(pruned), test_acc=evaluate_fn(pruned.eval()),
+               sparsity=weight_sparsity(pruned), test_acc=evaluate_fn(pruned.eval()), acc_bn_recalibrated=acc_recal,
                shrinks_dense_compute=SHRINKS_DENSE[granularity], sparse_flops_pruned=zero_mac_fraction(pruned),
                dense_flops_pruned=0.0, max_abs_logit_diff=float("nan"))
     if dead is not None:

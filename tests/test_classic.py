@@ -1,4 +1,6 @@
 """Classic baselines (L1-norm uniform/global, network slimming) and the granularity study."""
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -227,3 +229,29 @@ def test_run_classic_end_to_end_cached_and_deterministic(monkeypatch, tmp_path):
     fresh = C.run_classic("slimming", "smoke", 0, "cpu", teacher_run=teacher, train_subset=64, epochs=2)
     assert fresh.summary["final_acc"] == r["final_acc"] and fresh.summary["widths"] == again.summary["widths"]
     assert fresh.summary["metrics"][-1]["train_loss"] == again.summary["metrics"][-1]["train_loss"]
+
+
+def test_granularity_recalibration_gets_a_copy_and_keeps_the_zeros():
+    """`recalibrate` runs on a copy of the pruned network: the reported test_acc is the un-recalibrated one,
+    and the recalibrated network still has the zeros (only BN statistics change)."""
+    from paper_repro.train import recalibrate_bn_
+
+    model = _model()
+    macs = count_macs(model)
+    batches = [(torch.randn(16, 3, 32, 32), None) for _ in range(2)]
+    seen = []
+
+    def recal(m):
+        recalibrate_bn_(m, batches)
+        seen.append(m)
+        return m
+
+    def acc(m):  # a stand-in accuracy that tells the networks apart: their BN running means
+        return float(sum(b.running_mean.abs().sum() for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)))
+
+    row = G.granularity_row(model, "kernel", 0.5, acc, macs, recalibrate=recal)
+    pruned, _ = G.prune_granularity(model, "kernel", 0.5)
+    assert row["test_acc"] == acc(pruned) != row["acc_bn_recalibrated"] == acc(seen[0])
+    assert G.weight_sparsity(seen[0]) == pytest.approx(0.5, abs=1e-3)
+    assert row["acc_bn_recalibrated"] == acc(seen[0])
+    assert math.isnan(G.granularity_row(model, "fine", 0.3, acc, macs)["acc_bn_recalibrated"])  # not asked for
