@@ -221,6 +221,17 @@ def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, gener
     return first
 
 
+def checked_target(arch: str, cfg: dict, device):
+    """(target, device, the run's baseline settings, cost model) of a resolved pruning config; an unreachable
+    target or a bad device fails here, before any training."""
+    tgt = parse_target(cfg["target"])
+    dev = resolve_device(device)
+    b = cfg["baseline"]
+    cost_model = CostModel(build_model(arch, b["num_classes"], width=b["width"]))
+    check_reachable(cost_model, tgt)
+    return tgt, dev, b, cost_model
+
+
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
@@ -233,13 +244,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
     epochs, not the teacher's training nor the removal after the last epoch)."""
     cfg = resolve_method(arch, target, profile, seed, **overrides)
-    tgt = parse_target(cfg["target"])
-    dev = resolve_device(device)
-    b = cfg["baseline"]
     # Everything that can be wrong with the input is checked before any training starts.
-    probe = build_model(arch, b["num_classes"], width=b["width"])
-    cost_model = CostModel(probe)
-    check_reachable(cost_model, tgt)
+    tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     if teacher is not None:
         teacher_model, baseline_acc, teacher_cfg = _load_teacher(teacher, cfg)
         teacher_device = "given checkpoint"

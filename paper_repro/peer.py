@@ -41,15 +41,15 @@ from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from . import train as _train
-from .allocation import check_reachable, parse_target
+from .allocation import parse_target
 from .config import check_profile, config_key, resolve_baseline
 from .counting import CostModel, count
 from .losses import kd_loss
-from .method import logit_gap
+from .method import checked_target, logit_gap
 from .models import build_model
-from .provenance import device_name, git_commit, resolve_device
+from .provenance import device_name, git_commit
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, train_epoch
+from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, timed_epoch
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -197,12 +197,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
 
     `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
     cfg = resolve_peer(arch, target, profile, seed, **overrides)
-    tgt = parse_target(cfg["target"])
-    dev = resolve_device(device)
-    b = cfg["baseline"]
-    probe = build_model(arch, b["num_classes"], width=b["width"])
-    cost_model = CostModel(probe)
-    check_reachable(cost_model, tgt)
+    tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     if teacher is None:
         teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                                         progress=progress).run_dir / "checkpoint.pt"
@@ -253,15 +248,9 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
                total=cfg["epochs"])
     for epoch in bar:
         torch.manual_seed(seed * 1000 + epoch + 11)
-        model.train()
-        lr, t0 = opt.param_groups[0]["lr"], time.perf_counter()
-        loss_sum, correct, n = train_epoch(
-            model, train_b.set_epoch(epoch), opt, lambda m, x, y: _loss(cfg, m, t_model, x, y),
+        lr, loss_sum, correct, n, dt = timed_epoch(
+            model, train_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
             after_backward=lambda: pruner.regularize(model, alpha=2 ** cfg["alpha"]))  # TP: group penalty on grads
-        sched.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
         seconds += dt
         _, acc = evaluate(model, test_b, dev)
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,

@@ -83,6 +83,18 @@ def train_epoch(model, batches, opt, loss_fn, after_backward=None):
     return loss_sum, correct, n
 
 
+def timed_epoch(model, batches, opt, sched, loss_fn, device, after_backward=None):
+    """train_epoch in train mode, then the LR step, timed to the end of the device's work. Returns
+    (the lr it trained at, Σ loss·n, correct, n, seconds)."""
+    model.train()
+    lr, t0 = opt.param_groups[0]["lr"], time.perf_counter()
+    loss_sum, correct, n = train_epoch(model, batches, opt, loss_fn, after_backward)
+    sched.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return lr, loss_sum, correct, n, time.perf_counter() - t0
+
+
 @torch.no_grad()
 def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a whole split; one host sync at the end."""
@@ -216,14 +228,8 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         if out_of_time(t_call, time_budget_s, walls, metrics):
             break
         torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
-        model.train()
         t0 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        loss_sum, correct, n = train_epoch(model, train_b.set_epoch(epoch), opt, loss_fn)
-        sched.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        lr, loss_sum, correct, n, dt = timed_epoch(model, train_b.set_epoch(epoch), opt, sched, loss_fn, dev)
         seconds += dt
         test_loss, test_acc = evaluate(model, test_b, dev)
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
