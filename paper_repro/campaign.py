@@ -40,13 +40,15 @@ def record_run(run_dir, kind: str, dest=PAPER_RUNS) -> Path:
 
 def run_campaign(archs=ORDER, profile: str = "paper", budget_s: float | None = None, method_epochs: int | None = None,
                  seed: int = 0, device: str = "auto", compile=False, data_dir=None, download: bool = True,
-                 record_to=PAPER_RUNS, progress: bool = True, targets=PAPER_TARGETS, export: bool = True) -> list[dict]:
+                 record_to=PAPER_RUNS, progress: bool = True, targets=PAPER_TARGETS,
+                 export: bool = True) -> list[dict]:
     """Baseline then method for each of `archs` (to its target in `targets`), until done or `budget_s` seconds
     are spent.
 
     `method_epochs`: the method's epochs (None: the recipe's, as many as the baseline's); fewer is a shortened
     recipe and gets its own run folder (the epochs are part of the cache key). `record_to`: where finished runs
-    are recorded (None: nowhere). `export`: write the pruned network's .pt2 (prune_train). Returns one status row per network reached."""
+    are recorded (None: nowhere). `export`: write the pruned network's .pt2 (prune_train). Returns one status
+    row per network reached."""
     unknown = [a for a in archs if a not in targets]
     if unknown:
         raise ValueError(f"archs: no target for {unknown}; valid: {', '.join(targets)}")
