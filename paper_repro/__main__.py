@@ -31,6 +31,18 @@ def _compile_mode(flag):
     return False if flag in (None, "off") else flag
 
 
+def _set_threads(n):
+    """--threads: intra-op threads (default: PyTorch's, one per core). Recorded in the device stamp; results
+    are bitwise repeatable for one thread count on one processor kind."""
+    if n is None:
+        return
+    import torch
+
+    if n < 1:
+        raise ValueError(f"threads: must be an integer >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
 def _budget_s(minutes):
     return None if minutes is None else 60.0 * minutes
 
@@ -38,6 +50,7 @@ def _budget_s(minutes):
 def _train(args):
     from .train import train_baseline
 
+    _set_threads(args.threads)
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
                        compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes))
@@ -108,6 +121,7 @@ def main(argv=None):
     t.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP)
     t.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                    help="torch.compile mode of the training step (GPU; default off = eager)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     t.set_defaults(fn=_train)
 
     from .allocation import TARGET_KINDS

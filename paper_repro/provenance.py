@@ -25,11 +25,26 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo), or platform.processor() where there is no such file."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
+
+
 def device_name(device) -> str:
+    """Where a number was computed. On the CPU: threads, the instruction set PyTorch's kernels use and the
+    processor, e.g. 'cpu:2threads:AVX2:AMD EPYC'. oneDNN picks kernels by instruction set, so results are
+    bitwise equal only on the same processor kind and thread count; across processors, within noise."""
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{torch.get_num_threads()}threads"
+    return f"cpu:{torch.get_num_threads()}threads:{torch.backends.cpu.get_cpu_capability()}:{cpu_model()}"
 
 
 def resolve_device(device: str = "auto") -> torch.device:

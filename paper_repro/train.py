@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ class BaselineRun:
     run_dir: Path
     device: str  # where it was trained
     dataset_stamp: dict
+
+
+def curve_split(cfg: dict, test: D.Split) -> D.Split:
+    """The fixed test subset behind the per-epoch curve (`curve_test_subset`; the whole split when None)."""
+    return D.subset(test, cfg.get("curve_test_subset"), seed=cfg["seed"] + 3)
 
 
 def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
@@ -62,10 +68,10 @@ def plain_loss(model, x, y):
         return F.cross_entropy(out.float(), y), out
 
 
-def train_epoch(model, batches, opt, loss_fn, after_backward=None):
+def train_epoch(model, batches, opt, loss_fn, after_backward=None, sched=None):
     """One pass of SGD over `batches`: loss_fn(model, x, y) -> (loss, logits); `after_backward()` may edit the
-    gradients before the step (a sparsity penalty). Returns (Σ loss·n, correct, n), the sums kept on the device
-    (no host sync inside the loop)."""
+    gradients before the step (a sparsity penalty); `sched` (a per-step schedule) steps after every update.
+    Returns (Σ loss·n, correct, n), the sums kept on the device (no host sync inside the loop)."""
     dev = next(model.parameters()).device
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
@@ -77,6 +83,8 @@ def train_epoch(model, batches, opt, loss_fn, after_backward=None):
         if after_backward is not None:
             after_backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         n += len(y)
@@ -88,8 +96,10 @@ def timed_epoch(model, batches, opt, sched, loss_fn, device, after_backward=None
     (the lr it trained at, Σ loss·n, correct, n, seconds)."""
     model.train()
     lr, t0 = opt.param_groups[0]["lr"], time.perf_counter()
-    loss_sum, correct, n = train_epoch(model, batches, opt, loss_fn, after_backward)
-    sched.step()
+    per_step = isinstance(sched, PerStepLR)
+    loss_sum, correct, n = train_epoch(model, batches, opt, loss_fn, after_backward, sched if per_step else None)
+    if not per_step:
+        sched.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return lr, loss_sum, correct, n, time.perf_counter() - t0
@@ -148,12 +158,42 @@ def recalibrate_bn_(model, batches, max_batches: int | None = None):
     return model.eval()
 
 
+class PerStepLR(torch.optim.lr_scheduler.LambdaLR):
+    """A LambdaLR over optimizer steps (not epochs): `train_epoch` steps it after every update."""
+
+
+def milestone_epochs(fractions, epochs: int) -> list[int]:
+    """Epochs at which a step schedule decays, from fractions of the run: each at least 1 (a milestone at 0
+    would decay before the first step) and each after the previous one. Rounding alone collides on short runs:
+    with 3 epochs round(0.5·3) == round(0.75·3) == 2, and the last epoch ran at lr/100 instead of lr/10."""
+    out = []
+    for f in fractions:
+        m = max(1, int(round(f * epochs)))
+        out.append(max(m, out[-1] + 1) if out else m)
+    return out
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    """LR factor at step t: linear from 1/warmup_steps up to 1, then a half cosine down to 0 at total_steps."""
+    def factor(t: int) -> float:
+        if t < warmup_steps:
+            return (t + 1) / warmup_steps
+        done = (t - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return factor
+
+
 def make_optimizer(model, cfg: dict, steps_per_epoch: int):
+    """SGD with the schedule of `cfg` (multistep: per epoch; cosine: per step, see `PerStepLR`)."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"])
-    # At least epoch 1: a milestone at 0 would decay the LR before the first step (a 1-epoch run at lr/10).
-    milestones = [max(1, int(round(m * cfg["epochs"]))) for m in cfg["lr_milestones"]]
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg["lr_gamma"])
+                          weight_decay=cfg["weight_decay"], nesterov=cfg.get("nesterov", False))
+    if cfg.get("lr_schedule", "multistep") == "cosine":
+        total = cfg["epochs"] * steps_per_epoch
+        sched = PerStepLR(opt, warmup_cosine(total, cfg.get("warmup_epochs", 0) * steps_per_epoch))
+    else:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestone_epochs(cfg["lr_milestones"],
+                                                                                      cfg["epochs"]),
+                                                     gamma=cfg["lr_gamma"])
     return opt, sched
 
 
@@ -207,6 +247,9 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                         seed=seed, channels_last=cfg["channels_last"])
     test_b = D.Batches(test_split, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=False,
                        channels_last=cfg["channels_last"])
+    curve = curve_split(cfg, test_split)
+    curve_b = test_b if curve is test_split else D.Batches(curve, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]],
+                                                           train=False, channels_last=cfg["channels_last"])
     opt, sched = make_optimizer(model, cfg, len(train_b))
     loss_fn = compiled(plain_loss, compile)
 
@@ -231,10 +274,16 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         t0 = time.perf_counter()
         lr, loss_sum, correct, n, dt = timed_epoch(model, train_b.set_epoch(epoch), opt, sched, loss_fn, dev)
         seconds += dt
-        test_loss, test_acc = evaluate(model, test_b, dev)
+        curve_loss, curve_acc = evaluate(model, curve_b, dev)
+        test_loss = test_acc = None  # the whole test split: every epoch without a curve subset, else the last only
+        if curve_b is test_b:
+            test_loss, test_acc = curve_loss, curve_acc
+        elif epoch + 1 == cfg["epochs"]:
+            test_loss, test_acc = evaluate(model, test_b, dev)
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
+                            curve_loss=curve_loss, curve_acc=curve_acc, curve_images=len(curve.y),
                             test_loss=test_loss, test_acc=test_acc, epoch_seconds=dt, images_per_second=n / dt))
-        bar.set_postfix(test_acc=f"{test_acc:.3f}")
+        bar.set_postfix(acc=f"{curve_acc:.3f}")
         save_checkpoint(ckpt_path, dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
                                         widths=model.widths(), config_key=key, config=cfg,
                                         dataset_fingerprint=ds.fingerprint, epoch=epoch + 1,
@@ -247,7 +296,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     done = len(metrics) >= cfg["epochs"]
     if done and start < cfg["epochs"]:
         trained_on = device_name(dev)
-    final_acc = metrics[-1]["test_acc"] if metrics else float("nan")
+    final_acc = metrics[-1]["test_acc"] if done else float("nan")
     model.eval()
     return BaselineRun(model, cfg, metrics, final_acc, seconds, rdir, trained_on, ds.stamp())
 
