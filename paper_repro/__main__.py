@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,prune,campaign,reproduce} ..."""
+"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,reproduce} ..."""
 from __future__ import annotations
 
 import argparse
@@ -53,10 +53,29 @@ def _train(args):
     _set_threads(args.threads)
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
-                       compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes))
+                       compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes),
+                       allow_training=True)
     print(json.dumps({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                       "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                       "run_dir": str(r.run_dir), **r.dataset_stamp}))
+
+
+def _teachers(args):
+    from .teachers import publish, train_teachers
+
+    _set_threads(args.threads)
+    archs = args.archs.split(",")
+    if args.publish_only:
+        from .config import resolve_baseline
+        from .train import run_dir_for
+
+        for a in archs:
+            ckpt = run_dir_for(resolve_baseline(a, args.profile, args.seed)) / "checkpoint.pt"
+            print(json.dumps({"arch": a, "status": publish(a, args.profile, args.seed, ckpt)}))
+        return
+    for row in train_teachers(archs, args.profile, args.seed, _budget_s(args.budget_minutes), args.retrain,
+                              args.device, args.data_dir, not args.no_download):
+        print(json.dumps(row))
 
 
 def _prune(args):
@@ -123,6 +142,22 @@ def main(argv=None):
                    help="torch.compile mode of the training step (GPU; default off = eager)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     t.set_defaults(fn=_train)
+
+    from .teachers import COMMITTED_PROFILES
+
+    tc = sub.add_parser("teachers", help="train or resume the committed teachers and copy their state to teachers/ "
+                                         "(what `make teachers` runs)")
+    tc.add_argument("--archs", default="resnet56,mobilenetv2,vgg_small", help="comma-separated architectures")
+    tc.add_argument("--profile", choices=COMMITTED_PROFILES, default="cpu")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP)
+    tc.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    tc.add_argument("--retrain", action="store_true", help="from scratch, replacing committed teachers and state")
+    tc.add_argument("--publish-only", action="store_true", help="only copy runs/ state to teachers/, no training")
+    tc.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    tc.add_argument("--data-dir", default=None)
+    tc.add_argument("--no-download", action="store_true")
+    tc.set_defaults(fn=_teachers)
 
     from .allocation import TARGET_KINDS
     from .ista import PENALTIES

@@ -49,7 +49,7 @@ def teacher(profile: str, seed: int = 0, device: str = "auto", arch: str | None 
 
 
 def teacher_checkpoint(run) -> str:
-    return str(run.run_dir / "checkpoint.pt")
+    return str(run.checkpoint)
 
 
 def run_arm(arm: str, profile: str, seed: int = 0, device: str = "auto", progress: bool = False,

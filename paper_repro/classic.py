@@ -35,14 +35,15 @@ from torch import nn
 from . import data as D
 from . import train as _train
 from .allocation import Target, parse_target, pruned_ratio
-from .config import check_profile, config_key, resolve_baseline
+from .config import check_profile, config_key, resolve_students
 from .counting import CostModel, count
 from .ista import scaled_lambda
 from .provenance import device_name, git_commit, resolve_device
 from .sensitivity import smallest_mask
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json
 from .surgery import mask_model, prune_model
-from .train import evaluate, plain_loss, predicted_counts, prepare_data, recalibrate_bn_, train_epoch
+from .train import (evaluate, make_optimizer, plain_loss, predicted_counts, prepare_data, recalibrate_bn_,
+                    train_epoch)
 
 ARMS = ("l1_uniform", "l1_global", "slimming")
 NORMALISERS = ("mean", "max", "none")
@@ -154,10 +155,8 @@ def bn_l1_subgradient_(norms, lam: float) -> None:
 
 
 def _optimizer(model, cfg, epochs):
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"])
-    milestones = [max(1, int(round(m * epochs))) for m in cfg["lr_milestones"]]
-    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg["lr_gamma"])
+    """SGD with CLASSIC's step schedule over `epochs` (train.make_optimizer; per-epoch, so no step count)."""
+    return make_optimizer(model, dict(cfg, epochs=epochs, lr_schedule="multistep", nesterov=False), 0)
 
 
 def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg: dict, dev, state_path: Path,
@@ -210,7 +209,7 @@ def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, 
     check_arm(arm)
     check_profile(profile)
     arch = arch or SUBJECT["arch"]
-    baseline = resolve_baseline(arch, profile, seed)
+    baseline = resolve_students(arch, profile, seed)
     b = budget(profile)
     cfg = dict(CLASSIC, **PROFILE_CLASSIC[profile], epochs=b.get("epochs", baseline["epochs"]),
                train_subset=b.get("train_subset", baseline["train_subset"]))

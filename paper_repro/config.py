@@ -47,13 +47,26 @@ PROFILE_SETTINGS = {
 }
 
 
+# The students' recipe (pruning runs and every arm compared with them): the teacher's recipe [DPFPS trains
+# both alike], with these per-profile changes.
+STUDENT_RECIPE = {
+    "smoke": dict(),
+    # [chosen] DPFPS's step schedule on 10,000 of the training images at batch 64, not the cpu teachers'
+    # cosine one (made for training from scratch); all 10,000 test images at the end, a fixed 2,000 per epoch.
+    "cpu": dict(train_subset=10000, batch_size=64, lr=0.05, nesterov=False, weight_decay=1e-4,
+                lr_schedule="multistep", warmup_epochs=0),
+    "paper": dict(),
+}
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; valid names: {', '.join(PROFILES)}")
     return profile
 
 
-def _pick(value, arch):
+def pick_for_arch(value, arch):
+    """A profile value, or its entry for `arch` when it is a dict keyed by arch (\"*\" = any other arch)."""
     if isinstance(value, dict):
         return value.get(arch, value.get("*"))
     return value
@@ -64,7 +77,7 @@ def resolve_baseline(arch: str, profile: str = "cpu", seed: int = 0, **overrides
     check_arch(arch)
     check_profile(profile)
     cfg = dict(BASELINE)
-    cfg.update({k: _pick(v, arch) for k, v in PROFILE_SETTINGS[profile].items()})
+    cfg.update({k: pick_for_arch(v, arch) for k, v in PROFILE_SETTINGS[profile].items()})
     unknown = set(overrides) - set(cfg) - {"num_classes"}
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | {'num_classes'})}")
@@ -89,3 +102,11 @@ def config_key(cfg: dict, exclude=("profile",)) -> str:
     """Cache key: a hash of every setting that changes the result (the profile name itself does not)."""
     blob = json.dumps({k: v for k, v in cfg.items() if k not in exclude}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def resolve_students(arch: str, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
+    """The students' data and optimizer settings: the baseline's, with `STUDENT_RECIPE[profile]`, then
+    `overrides` (None = keep)."""
+    check_profile(profile)
+    recipe = {k: pick_for_arch(v, arch) for k, v in STUDENT_RECIPE[profile].items()}
+    return resolve_baseline(arch, profile, seed, **{**recipe, **{k: v for k, v in overrides.items() if v is not None}})

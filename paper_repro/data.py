@@ -168,6 +168,17 @@ def subset(split: Split, n: int | None, seed: int) -> Split:
     return Split(split.x[idx], split.y[idx])
 
 
+def heldout(split: Split, n_used: int | None, n: int, seed: int) -> tuple[Split, bool]:
+    """n images of `split` outside `subset(split, n_used, seed)` (the next ones of the same permutation), and
+    True; when the subset leaves fewer than n images out (e.g. all are used), n of the used ones and False."""
+    total = len(split.y)
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    used = total if n_used is None else min(n_used, total)
+    outside = used + n <= total
+    idx = (perm[used:used + n] if outside else perm[:n]).sort().values.to(split.y.device)
+    return Split(split.x[idx], split.y[idx]), outside
+
+
 class Batches:
     """Iterate a split held on the device in (normalised float images, labels) batches.
 

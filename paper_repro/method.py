@@ -20,7 +20,7 @@ from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from .allocation import Allocation, allocate, check_reachable, parse_target
-from .config import check_profile, config_key, resolve_baseline
+from .config import check_profile, config_key, pick_for_arch, resolve_baseline, resolve_students
 from .counting import CostModel, count
 from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
@@ -31,8 +31,8 @@ from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
-from .train import (_metrics_csv, autocast, compiled, evaluate, make_optimizer, out_of_time, prepare_data,
-                    train_baseline)
+from .train import (autocast, compiled, curve_split, evaluate, make_optimizer, metrics_csv, milestone_epochs,
+                    out_of_time, prepare_data, train_baseline)
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
 # first step of training, and kept (the classic fixed mask).
@@ -48,6 +48,10 @@ METHOD = dict(
     lambda_max=0.01,  # [DPFPS] at batch 64, lr 0.1, 50k images; scaled to the run by `lambda_scaling`
     lambda_scaling=True, alive_threshold=0.01,  # [DPFPS]
     labels="off", ce_weight=1.0, finetune_epochs=0, finetune_lr=0.01, epochs=None,
+    # Which student is reported [chosen]: the one that agrees most with the teacher's predicted class on
+    # `select_images` training images the students did not train on. No label is read (the method is
+    # label-free) and no test image is used: choosing on test accuracy would report a maximum over noise.
+    select="teacher_agreement", select_images=2000,
     # Students are exact copies of T: fed the same batch they get the same gradients and stay identical (the
     # mutual term is then 0 and N > 1 only costs compute). "own": each student sees its own crop + flip of
     # the batch's images and T is run on each view; "shared": one view for all.
@@ -56,9 +60,11 @@ METHOD = dict(
     # CPU default (bitwise reproducible). An execution setting like the device: not part of the cache key.
     compile=False,
 )
-# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule).
+SELECT_RULES = ("teacher_agreement",)
+# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule). The students' data and optimizer
+# settings are `config.resolve_students` (the run's `baseline` settings); the teacher stays the profile's.
 PROFILE_METHOD = {
-    "smoke": dict(epochs=2),
+    "smoke": dict(epochs=2, select_images=128),
     # [chosen] 5x DPFPS's per-epoch penalty: with 3 epochs instead of 200 the progressive schedule has about
     # one epoch at full strength, too little for λ_max = 0.01 to kill channels (an 8-epoch GPU run at 0.01
     # reached 34% of a 60% FLOPs target).
@@ -77,11 +83,11 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     """Flat method settings (+ the teacher's resolved baseline settings under 'baseline')."""
     check_profile(profile)
     base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
-    base_over = {k: v for k, v in overrides.items() if k in base_keys and k != "epochs"}
-    baseline = resolve_baseline(arch, profile, seed, **base_over)
+    baseline = resolve_students(arch, profile, seed,
+                                **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(METHOD)
     for k, v in PROFILE_METHOD[profile].items():
-        cfg[k] = v.get(arch, v.get("*")) if isinstance(v, dict) else v
+        cfg[k] = pick_for_arch(v, arch)
     unknown = set(overrides) - set(cfg) - base_keys
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | base_keys)}")
@@ -94,6 +100,9 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     _choice("labels", cfg["labels"], LABELS)
     _choice("kd_form", cfg["kd_form"], KD_FORMS)
     _choice("student_views", cfg["student_views"], STUDENT_VIEWS)
+    _choice("select", cfg["select"], SELECT_RULES)
+    if not (isinstance(cfg["select_images"], int) and cfg["select_images"] >= 1):
+        raise ValueError(f"select_images: must be a positive integer, got {cfg['select_images']!r}")
     if cfg["compile"] is not False and cfg["compile"] not in COMPILE_MODES:  # `is`: 0 would pass `in`
         raise ValueError(f"compile: unknown value {cfg['compile']!r}; valid: {', '.join(map(str, COMPILE_MODES))}")
     if not (isinstance(cfg["students"], int) and cfg["students"] >= 1):
@@ -252,10 +261,11 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         # Recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher
         # may differ from the profile (e.g. fewer epochs), and the record says how.
         cfg["teacher_checkpoint"], cfg["teacher_config"] = str(teacher), teacher_cfg
-    else:
+    else:  # the profile's teacher (committed for the cpu profile), whatever the students' recipe
         base = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
-                              progress=progress, **{k: v for k, v in overrides.items() if k in b and k != "epochs"})
+                              progress=progress)
         teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
+        cfg["teacher_config"] = base.config
     key = config_key({k: v for k, v in cfg.items()}, exclude=("profile", "compile"))
     rdir = Path(out) if out is not None else \
         _train.RUNS / "prune" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
@@ -265,6 +275,11 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
                         channels_last=b["channels_last"], views=views)
     test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    curve = curve_split(b, test_split)  # per-epoch curve: a fixed test subset (labelled so in metrics.csv)
+    curve_b = test_b if curve is test_split else D.Batches(curve, 500, mean, std, train=False,
+                                                           channels_last=b["channels_last"])
+    select_split, select_heldout = D.heldout(ds.train, b["train_subset"], cfg["select_images"], seed=b["seed"] + 1)
+    select_b = D.Batches(select_split, 500, mean, std, train=False, channels_last=b["channels_last"])
 
     teacher_model, students = copy_students(teacher_model.to(dev), cfg["students"])
     t_taps = FeatureTaps(teacher_model)  # after the copies: a deepcopy would carry the teacher's hooks along
@@ -275,7 +290,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     widths = cost_model.widths
     opt_cfg = dict(b, epochs=cfg["epochs"])
     opt, sched = make_optimizer(torch.nn.ModuleList(students), opt_cfg, len(train_b))
-    first_decay = max(1, int(round(b["lr_milestones"][0] * cfg["epochs"])))
+    first_decay = milestone_epochs(b["lr_milestones"], cfg["epochs"])[0]
     lam_max = cfg["lambda_max"]
     if cfg["lambda_scaling"]:
         lam_max = scaled_lambda(cfg["lambda_max"], b["batch_size"], b["lr"], len(train_b) * b["batch_size"])
@@ -337,21 +352,22 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
             alive = _alive_counts(gs, rel)
             p_alive, f_alive = cost_model.cost(alive)
             p_full, f_full = cost_model.full()
-            _, acc = evaluate(s, test_b, dev)
+            _, acc = evaluate(s, curve_b, dev)
             allocs[i] = allocate(cost_model, alive, tgt)
             metrics.append(dict(epoch=epoch + 1, student=i, lr=lr, lambda_=lam, theta=theta,
                                 **{f"loss_{k}": float(v) / n_steps for k, v in sums[i].items()},
-                                test_acc=acc, params_pruned=1 - p_alive / p_full, flops_pruned=1 - f_alive / f_full,
+                                curve_acc=acc, curve_images=len(curve.y), params_pruned=1 - p_alive / p_full,
+                                flops_pruned=1 - f_alive / f_full,
                                 alloc_scale=allocs[i].scale, alloc_ratio=allocs[i].ratio,
                                 alive_widths="|".join(map(str, alive)), epoch_seconds=dt))
-        bar.set_postfix(acc=f"{metrics[-1]['test_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
+        bar.set_postfix(acc=f"{metrics[-1]['curve_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
         save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1,
                                          students=[s.state_dict() for s in students], optimizer=opt.state_dict(),
                                          scheduler=sched.state_dict(), allocs=[a.__dict__ for a in allocs],
                                          metrics=metrics, scores=scores_log, seconds=seconds,
                                          score_gen=score_gen.get_state(), fixed_selected=fixed))
-        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
-        write_text(rdir / "scores.csv", _metrics_csv(scores_log))
+        write_text(rdir / "metrics.csv", metrics_csv(metrics))
+        write_text(rdir / "scores.csv", metrics_csv(scores_log))
         walls.append(time.perf_counter() - t_wall)
     bar.close()
     t_taps.remove()
@@ -362,7 +378,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     pruned = []
     if done:
         summary, pruned = _finish(cfg, tgt, teacher_model, students, test_b, train_b, dev, rdir, baseline_acc,
-                                  ds, seconds, teacher_device, lam_max, export)
+                                  ds, seconds, teacher_device, lam_max, export, select_b, select_heldout)
     return MethodRun(cfg, teacher_model, students, pruned, summary, metrics, scores_log, rdir)
 
 
@@ -385,9 +401,28 @@ def _finetune(model, teacher, cfg, train_b, dev):
     return model.eval()
 
 
+@torch.no_grad()
+def agreement(model, teacher, batches, device) -> float:
+    """Fraction of the images of `batches` on which `model` predicts the teacher's class. Reads no label."""
+    model.eval()
+    same = n = 0
+    for x, _ in batches:
+        with autocast(device):
+            same += (model(x).argmax(1) == teacher(x).argmax(1)).sum().item()
+        n += len(x)
+    return same / n
+
+
+def select_student(per: list[dict], rule: str = "teacher_agreement") -> int:
+    """The reported student: the highest `select_<rule>` score; ties go to the lower index. Test accuracy is
+    never looked at (choosing on it would report a maximum over noise)."""
+    _choice("select", rule, SELECT_RULES)
+    return max(range(len(per)), key=lambda i: (per[i][f"select_{rule}"], -i))
+
+
 def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
-            lam_max, export=True):
-    """Cut the dead channels out of every student, measure, and save the best one."""
+            lam_max, export=True, select_b=None, select_heldout=False):
+    """Cut the dead channels out of every student, measure, and save the one `select_student` picks."""
     held = next(iter(test_b))[0][:64]  # float64 on the CPU is slow; 64 images show any inexact surgery
     before = count(teacher)
     cm = CostModel(teacher)
@@ -401,10 +436,10 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         diff = logit_gap(pruned, masked, held)
         diff_trained = logit_gap(pruned, s, held)
         _, acc_trained = evaluate(s, test_b, dev)
-        _, acc_pruned = evaluate(pruned, test_b, dev)
         if cfg["finetune_epochs"]:
             pruned = _finetune(pruned, teacher, cfg, train_b, dev)
-            _, acc_pruned = evaluate(pruned, test_b, dev)
+        _, acc_pruned = evaluate(pruned, test_b, dev)
+        select = agreement(pruned, teacher, select_b, dev)
         after = count(pruned)
         conv_after = cm.cost(pruned.widths(), conv_only=True)[1]
         per.append(dict(student=i, acc_trained=acc_trained, acc_pruned=acc_pruned, params_after=after["params"],
@@ -412,9 +447,9 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
                         flops_pruned=1 - after["macs"] / before["macs"],
                         flops_pruned_dpfps=1 - conv_after / conv_before,
                         max_abs_logit_diff=diff, max_abs_logit_diff_vs_trained=diff_trained,
-                        widths=pruned.widths(), masked=masked))
+                        select_teacher_agreement=select, widths=pruned.widths(), masked=masked))
         pruned_models.append(pruned)
-    best = max(range(len(per)), key=lambda i: per[i]["acc_pruned"])
+    best = select_student(per, cfg["select"])
     bp = per[best]
     b = cfg["baseline"]
     save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
@@ -429,7 +464,9 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         arch=cfg["arch"], target=cfg["target"], profile=cfg["profile"], seed=cfg["seed"], **ds.stamp(),
         device=device_name(dev), teacher_device=teacher_device, commit=git_commit(), students=cfg["students"],
         epochs=cfg["epochs"], finetune_epochs=cfg["finetune_epochs"], baseline_acc=baseline_acc,
-        pruned_acc=bp["acc_pruned"], pruned_acc_mean=sum(accs) / len(accs), best_student=best,
+        pruned_acc=bp["acc_pruned"], pruned_acc_mean=sum(accs) / len(accs), pruned_acc_all=accs,
+        best_student=best, selection_rule=cfg["select"], select_images=cfg["select_images"],
+        select_images_heldout=select_heldout, test_images=len(test_b.split.y),
         params_before=before["params"], params_after=bp["params_after"], macs_before=before["macs"],
         macs_after=bp["macs_after"], params_pruned=bp["params_pruned"], flops_pruned=bp["flops_pruned"],
         flops_pruned_dpfps=bp["flops_pruned_dpfps"], target_met=_met(tgt, bp),

@@ -42,14 +42,14 @@ from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 from . import data as D
 from . import train as _train
 from .allocation import parse_target
-from .config import check_profile, config_key, resolve_baseline
+from .config import check_profile, config_key, resolve_baseline, resolve_students
 from .counting import CostModel, count
 from .losses import kd_loss
 from .method import checked_target, logit_gap
 from .models import build_model
 from .provenance import device_name, git_commit
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import _metrics_csv, autocast, evaluate, make_optimizer, prepare_data, timed_epoch
+from .train import autocast, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data, timed_epoch
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -86,7 +86,7 @@ def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overr
     unknown = set(overrides) - set(PEER) - base_keys
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(PEER) | base_keys)}")
-    baseline = resolve_baseline(arch, profile, seed,
+    baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(PEER)
     cfg.update({k: v for k, v in overrides.items() if k in PEER and v is not None})
@@ -116,7 +116,7 @@ def scaled_reg(reg_ref: float, baseline: dict, epochs: int, steps_per_epoch: int
     """The reg that gives this run TP's recipe shrinkage Σ lr·reg (see the module docstring)."""
     r = TP_RECIPE
     ref = reg_ref * lr_sum(r["lr"], r["epochs"], r["milestones"], r["gamma"], r["train_images"] // r["batch_size"])
-    milestones = [max(1, int(round(m * epochs))) for m in baseline["lr_milestones"]]  # as train.make_optimizer
+    milestones = milestone_epochs(baseline["lr_milestones"], epochs)  # as train.make_optimizer
     ours = lr_sum(baseline["lr"], epochs, milestones, baseline["lr_gamma"], steps_per_epoch)
     return ref / ours
 
@@ -200,7 +200,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     if teacher is None:
         teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
-                                        progress=progress).run_dir / "checkpoint.pt"
+                                        progress=progress).checkpoint
     t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
@@ -259,7 +259,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, model=model.state_dict(),
                                          optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                          metrics=metrics, seconds=seconds))
-        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+        write_text(rdir / "metrics.csv", metrics_csv(metrics))
     bar.close()
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)

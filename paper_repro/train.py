@@ -32,6 +32,7 @@ class BaselineRun:
     run_dir: Path
     device: str  # where it was trained
     dataset_stamp: dict
+    checkpoint: Path | None = None  # the weights file: run_dir/checkpoint.pt, or a committed teacher's teacher.pt
 
 
 def curve_split(cfg: dict, test: D.Split) -> D.Split:
@@ -212,7 +213,7 @@ def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metri
     return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
 
 
-def _metrics_csv(rows: list[dict]) -> str:
+def metrics_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -223,7 +224,8 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", data_dir=None,
                    download: bool = True, max_epochs_now: int | None = None, progress: bool = True,
-                   compile=False, time_budget_s: float | None = None, **overrides) -> BaselineRun:
+                   compile=False, time_budget_s: float | None = None, use_committed: bool = True,
+                   allow_training: bool | None = None, **overrides) -> BaselineRun:
     """Train (or load from cache, or resume) the baseline `arch` under `profile`.
 
     The run lives in runs/baselines/<arch>-<dataset>-s<seed>-<key>/ where key hashes the resolved
@@ -231,13 +233,32 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     every epoch). `max_epochs_now` stops after that many epochs in this call (to split a long run across
     sessions); `time_budget_s` stops between epochs before that many seconds have passed (see `out_of_time`);
     calling again resumes and ends with the same numbers as an uninterrupted run. `compile`: a torch.compile
-    mode for the forward/backward (False: eager); like `device`, not part of the cache key."""
+    mode for the forward/backward (False: eager); like `device`, not part of the cache key.
+
+    Profiles with committed teachers (`teachers.COMMITTED_PROFILES`, the cpu profile): with the profile's own
+    settings, the committed teacher is loaded and checked (`use_committed`); where there is none, a finished
+    run in runs/ is used, and training happens only with `allow_training` (the `train` CLI, `make teachers`),
+    never inside `make reproduce`. Other profiles train when needed (`allow_training` None = True)."""
+    from . import teachers as T
+
     cfg = resolve_baseline(arch, profile, seed, **overrides)
     dev = resolve_device(device)
     key = config_key(cfg)
     rdir = run_dir_for(cfg)
     ckpt_path = rdir / "checkpoint.pt"
     ds, train_split, test_split = prepare_data(cfg, dev, data_dir, download)
+    committed = T.is_committed_profile(profile) and cfg == resolve_baseline(arch, profile, seed)
+    if committed and use_committed:
+        found = T.load_committed(arch, profile, seed, fingerprint=ds.fingerprint)
+        if found is not None:
+            model, ckpt = found
+            d = T.teacher_dir(arch, profile, seed)
+            return BaselineRun(model.to(dev), cfg, ckpt["metrics"], ckpt["metrics"][-1]["test_acc"],
+                               ckpt["train_seconds"], d, ckpt["device"], ds.stamp(), d / T.WEIGHTS)
+    if allow_training is None:
+        allow_training = not committed
+    if not allow_training and not _finished(ckpt_path, cfg["epochs"]):
+        raise T.missing_teacher_error(arch, profile, seed)
 
     torch.manual_seed(seed)
     model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
@@ -290,7 +311,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                                         model=model.state_dict(), optimizer=opt.state_dict(),
                                         scheduler=sched.state_dict(), metrics=metrics, train_seconds=seconds,
                                         device=device_name(dev)))
-        write_text(rdir / "metrics.csv", _metrics_csv(metrics))
+        write_text(rdir / "metrics.csv", metrics_csv(metrics))
         walls.append(time.perf_counter() - t0)
     bar.close()
     done = len(metrics) >= cfg["epochs"]
@@ -298,7 +319,11 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         trained_on = device_name(dev)
     final_acc = metrics[-1]["test_acc"] if done else float("nan")
     model.eval()
-    return BaselineRun(model, cfg, metrics, final_acc, seconds, rdir, trained_on, ds.stamp())
+    return BaselineRun(model, cfg, metrics, final_acc, seconds, rdir, trained_on, ds.stamp(), ckpt_path)
+
+
+def _finished(ckpt_path: Path, epochs: int) -> bool:
+    return ckpt_path.exists() and load_checkpoint(ckpt_path).get("epoch", 0) >= epochs
 
 
 def load_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", **overrides):

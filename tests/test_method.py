@@ -122,3 +122,33 @@ def test_fixed_selection_keeps_its_first_sets_and_resumes(tmp_path):
     groups = full.students[0].channel_groups()
     dead = {(l, c) for l, g in enumerate(groups) for c in torch.nonzero(~g.alive(0.01)).flatten().tolist()}
     assert dead and dead <= chosen
+
+
+def test_reported_student_is_chosen_without_test_labels(tmp_path):
+    """The reported student is the one that agrees most with the teacher on held-out training images; the
+    summary keeps every student's test accuracy and their mean, and target_met is judged on that student."""
+    per = [dict(select_teacher_agreement=0.5, acc_pruned=0.9), dict(select_teacher_agreement=0.7, acc_pruned=0.1),
+           dict(select_teacher_agreement=0.7, acc_pruned=0.2)]
+    assert M.select_student(per) == 1  # highest agreement, ties to the lower index, test accuracy ignored
+    with pytest.raises(ValueError, match="select"):
+        M.select_student(per, "test_acc")
+    r = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "run", epochs=1, **KW)
+    s = r.summary
+    agree = [p["select_teacher_agreement"] for p in s["per_student"]]
+    assert s["best_student"] == max(range(len(agree)), key=lambda i: (agree[i], -i))
+    assert s["selection_rule"] == "teacher_agreement" and s["select_images_heldout"] is True
+    assert s["pruned_acc"] == s["per_student"][s["best_student"]]["acc_pruned"]
+    assert s["pruned_acc_all"] == [p["acc_pruned"] for p in s["per_student"]]
+    assert s["pruned_acc_mean"] == pytest.approx(sum(s["pruned_acc_all"]) / len(s["pruned_acc_all"]))
+
+
+def test_heldout_images_are_outside_the_training_subset():
+    from paper_repro import data as D
+
+    x = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 3, 32, 32).contiguous()
+    split = D.Split(x, torch.arange(100))
+    used = set(D.subset(split, 60, seed=3).y.tolist())
+    held, outside = D.heldout(split, 60, 30, seed=3)
+    assert outside and len(held.y) == 30 and not used & set(held.y.tolist())
+    held, outside = D.heldout(split, None, 30, seed=3)  # every image trains: drawn from them, and said so
+    assert not outside and len(held.y) == 30

@@ -119,8 +119,9 @@ def test_resumed_run_equals_uninterrupted(teachers):
 
 def test_reg_scaling_keeps_the_recipe_shrinkage():
     b = dict(lr=0.05, lr_milestones=[0.5, 0.75], lr_gamma=0.1)
-    # a 3-epoch budget of 62 steps per epoch at 0.05, 0.05, 0.0005 (both milestones round to epoch 2)
-    ours = 62 * (0.05 + 0.05 + 0.0005)
+    # a 3-epoch budget of 62 steps per epoch at 0.05, 0.05, 0.005 (milestones 2 and 3: distinct, so the last
+    # epoch runs at lr/10; rounding alone put both at epoch 2 and ran it at lr/100)
+    ours = 62 * (0.05 + 0.05 + 0.005)
     recipe = 390 * (60 * 0.01 + 20 * 0.001 + 20 * 0.0001) * 5e-4
     assert peer.scaled_reg(5e-4, b, 3, 62) == pytest.approx(recipe / ours)
     assert peer.lr_sum(0.1, 4, [2, 3], 0.1, 10) == pytest.approx(10 * (0.1 + 0.1 + 0.01 + 0.001))

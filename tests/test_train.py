@@ -102,3 +102,40 @@ def test_predicted_counts_cover_the_split():
     with torch.no_grad():
         ref = torch.bincount(model(torch.cat([xb for xb, _ in b])).argmax(1), minlength=10).tolist()
     assert counts == ref
+
+
+def test_lr_milestones_are_distinct_and_increasing():
+    """Rounding alone put both decays of a 3-epoch run on epoch 2 (lr/100 in the last epoch)."""
+    from paper_repro.train import milestone_epochs
+
+    assert milestone_epochs([0.5, 0.75], 3) == [2, 3]
+    assert milestone_epochs([0.5, 0.75], 200) == [100, 150]
+    assert milestone_epochs([0.5, 0.75], 1) == [1, 2]
+    for epochs in range(1, 60):
+        ms = milestone_epochs([0.5, 0.75], epochs)
+        assert ms[0] >= 1 and ms[0] < ms[1]
+    m = torch.nn.Linear(2, 2)
+    opt, sched = T.make_optimizer(m, dict(lr=0.05, momentum=0.9, weight_decay=0.0, lr_milestones=[0.5, 0.75],
+                                          lr_gamma=0.1, epochs=3), steps_per_epoch=10)
+    lrs = []
+    for _ in range(3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.05, 0.05, 0.005])
+
+
+def test_warmup_cosine_is_stepped_per_update():
+    """cosine: linear warm-up to the peak over warmup_epochs, then a half cosine to ~0 at the last step."""
+    m = torch.nn.Linear(2, 2)
+    cfg = dict(lr=0.2, momentum=0.9, nesterov=True, weight_decay=0.0, lr_schedule="cosine", warmup_epochs=1,
+               lr_milestones=[0.5, 0.75], lr_gamma=0.1, epochs=4)
+    opt, sched = T.make_optimizer(m, cfg, steps_per_epoch=10)
+    assert isinstance(sched, T.PerStepLR) and opt.param_groups[0]["nesterov"]
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.02) and lrs[9] == pytest.approx(0.2)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.002
