@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from .allocation import Allocation, allocate, check_reachable, parse_target
@@ -31,7 +30,7 @@ from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
-from .train import (autocast, compiled, curve_split, evaluate, make_optimizer, metrics_csv, milestone_epochs,
+from .train import (autocast, compiled, curve_split, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs,
                     out_of_time, prepare_data, train_baseline)
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
@@ -314,7 +313,10 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
-    bar = tqdm(range(start, end), desc=f"{arch} method", disable=not progress, initial=start, total=cfg["epochs"])
+    if progress and start >= cfg["epochs"]:
+        print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; removal re-measured",
+              flush=True)
+    bar = epoch_bar(range(start, end), f"{arch} method", progress, cfg["epochs"])
     t_call, walls = time.perf_counter(), []
     for epoch in bar:
         if out_of_time(t_call, time_budget_s, walls, metrics):

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
 from . import train as _train
@@ -49,7 +48,8 @@ from .method import checked_target, logit_gap
 from .models import build_model
 from .provenance import device_name, git_commit
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import autocast, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data, timed_epoch
+from .train import (autocast, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data,
+                    timed_epoch)
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -244,8 +244,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     write_json(rdir / "config.json", record)
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
-    bar = tqdm(range(start, end), desc=f"{arch} TP {cfg['importance']}", disable=not progress, initial=start,
-               total=cfg["epochs"])
+    bar = epoch_bar(range(start, end), f"{arch} TP {cfg['importance']}", progress, cfg["epochs"])
     for epoch in bar:
         torch.manual_seed(seed * 1000 + epoch + 11)
         lr, loss_sum, correct, n, dt = timed_epoch(

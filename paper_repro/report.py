@@ -12,16 +12,27 @@ from .provenance import ROOT, stamp_line
 from .storage import atomic_write, write_json, write_text
 
 ENV_NOTEBOOK = "PAPER_REPRO_NOTEBOOK"  # set by `reproduce` so every output knows which notebook made it
+# "committed": write the committed results/ and figures/ (what `reproduce` sets); anything else, or unset (a
+# notebook run by hand in JupyterLab): build/interactive/<profile>/, so trying a notebook never overwrites them.
+ENV_OUTPUTS = "PAPER_REPRO_OUTPUTS"
 
 
-def output_dirs(profile: str) -> tuple[Path, Path]:
-    """(results, figures). cpu: the committed results/ and figures/; paper: their paper/ subfolders;
-    smoke (tests, nbval): build/smoke/, ignored by git, so a test run never overwrites a committed table."""
+def committed_dirs(profile: str) -> tuple[Path, Path]:
+    """(results, figures) that `make reproduce` writes and git tracks. cpu: results/ and figures/; paper:
+    their paper/ subfolders; smoke (tests, nbval): build/smoke/, never committed."""
     if profile == "cpu":
         return ROOT / "results", ROOT / "figures"
     if profile == "paper":
         return ROOT / "results" / "paper", ROOT / "figures" / "paper"
     return ROOT / "build" / profile / "results", ROOT / "build" / profile / "figures"
+
+
+def output_dirs(profile: str) -> tuple[Path, Path]:
+    """(results, figures) this process writes to: the committed ones under `reproduce` (or with
+    $PAPER_REPRO_OUTPUTS=committed), else build/interactive/<profile>/. The smoke profile always writes build/."""
+    if profile not in ("cpu", "paper") or os.environ.get(ENV_OUTPUTS) == "committed":
+        return committed_dirs(profile)
+    return ROOT / "build" / "interactive" / profile / "results", ROOT / "build" / "interactive" / profile / "figures"
 
 
 def _fmt(v):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .config import ENV_PROFILE, check_profile
 from .provenance import ROOT
-from .report import ENV_NOTEBOOK, write_index
+from .report import ENV_NOTEBOOK, ENV_OUTPUTS, write_index
+from .train import ENV_PROGRESS
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -59,6 +60,8 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False) -> None
         t0 = time.perf_counter()
         os.environ[ENV_PROFILE] = profile
         os.environ[ENV_NOTEBOOK] = f"notebooks/{nb.name}"
+        os.environ[ENV_OUTPUTS] = "committed"
+        os.environ[ENV_PROGRESS] = "0"  # the executed copies carry no progress bars (stderr renders like errors)
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp.ipynb")  # an interrupted run never leaves a half-executed copy
         pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",

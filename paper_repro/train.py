@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,13 @@ from .provenance import ROOT, device_name, resolve_device
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 
 RUNS = ROOT / "runs"
+ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduce`); bars stay for CLI and Lab
+
+
+def epoch_bar(epochs: range, desc: str, progress: bool, total: int):
+    """A tqdm bar over the epochs still to run; off when `progress` is False or $PAPER_REPRO_PROGRESS is 0."""
+    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0"
+    return tqdm(epochs, desc=desc, disable=quiet, initial=epochs.start, total=total)
 
 
 @dataclass
@@ -253,6 +261,9 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         if found is not None:
             model, ckpt = found
             d = T.teacher_dir(arch, profile, seed)
+            if progress:
+                print(f"{arch} teacher: committed {(d / T.WEIGHTS).relative_to(ROOT)}, trained on {ckpt['device']}, "
+                      f"{ckpt['metrics'][-1]['test_acc']:.2%} on the test images", flush=True)
             return BaselineRun(model.to(dev), cfg, ckpt["metrics"], ckpt["metrics"][-1]["test_acc"],
                                ckpt["train_seconds"], d, ckpt["device"], ds.stamp(), d / T.WEIGHTS)
     if allow_training is None:
@@ -286,7 +297,10 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
-    bar = tqdm(range(start, end), desc=f"{arch} baseline", disable=not progress, initial=start, total=cfg["epochs"])
+    if progress and start >= cfg["epochs"]:
+        print(f"{arch} baseline: cached in {rdir.relative_to(ROOT) if rdir.is_relative_to(ROOT) else rdir}, "
+              f"{metrics[-1]['test_acc']:.2%} on the test images", flush=True)
+    bar = epoch_bar(range(start, end), f"{arch} baseline", progress, cfg["epochs"])
     t_call, walls = time.perf_counter(), []
     for epoch in bar:
         if out_of_time(t_call, time_budget_s, walls, metrics):

@@ -1,0 +1,35 @@
+"""Where tables and figures go: `reproduce` writes the committed folders, a notebook run by hand writes build/."""
+import pandas as pd
+
+import paper_repro.report as R
+from paper_repro.provenance import ROOT
+
+STAMP = dict(profile="cpu", dataset="cifar10", dataset_official=False, dataset_fingerprint="ab", seed=0,
+             device="cpu", commit="x")
+
+
+def test_interactive_runs_write_under_build(monkeypatch, tmp_path):
+    monkeypatch.delenv(R.ENV_OUTPUTS, raising=False)
+    res, fig = R.output_dirs("cpu")
+    assert res == ROOT / "build" / "interactive" / "cpu" / "results" and fig.parent == res.parent
+    assert R.output_dirs("paper")[0] == ROOT / "build" / "interactive" / "paper" / "results"
+    monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
+    assert R.output_dirs("cpu") == (ROOT / "results", ROOT / "figures")
+    assert R.output_dirs("paper") == (ROOT / "results" / "paper", ROOT / "figures" / "paper")
+
+
+def test_smoke_never_writes_committed_folders(monkeypatch):
+    monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
+    assert R.output_dirs("smoke")[0] == ROOT / "build" / "smoke" / "results"
+
+
+def test_an_interactive_table_leaves_the_committed_one_alone(monkeypatch, tmp_path):
+    """Redirect ROOT-based folders into tmp_path, then write a table without `reproduce`'s setting."""
+    monkeypatch.delenv(R.ENV_OUTPUTS, raising=False)
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    committed = tmp_path / "results" / "t.csv"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("kept\n")
+    out = R.write_table(pd.DataFrame([dict(a=1)]), "t", "cpu", STAMP)
+    assert out == tmp_path / "build" / "interactive" / "cpu" / "results" / "t.csv"
+    assert committed.read_text() == "kept\n"
