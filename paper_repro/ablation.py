@@ -125,7 +125,7 @@ def arms_figure(df, title: str, arm_col: str = "arm"):
         parts.append(df.assign(student="mean", acc=100 * df["mean_acc"]))
     acc = pd.concat(parts).dropna(subset=["acc"])
     acc[arm_col] = acc[arm_col].astype(str)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.5 * len(order) + 2.2), sharey=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7, 0.4 * len(order) + 2.0), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
     for bar in a1.patches:  # the values: on a short budget the arms differ by fractions of the bar
         if bar.get_width() > 0:

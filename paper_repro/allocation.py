@@ -1,4 +1,4 @@
-"""Global sparsity allocation under a params or FLOPs target, re-solved every epoch (METHOD §3.3).
+"""Global sparsity allocation under a params or FLOPs target, re-solved every epoch (docs/method.md §3.3).
 
 k_l(s) = max(1, min(⌊a_l·s⌋, C_l)) channels kept in layer l, where a_l counts its alive channels. We
 find the largest scale s whose keep counts still meet the target pruned ratio [DPFPS rule], computing

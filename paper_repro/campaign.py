@@ -17,7 +17,7 @@ from .method import prune_train
 from .tables import PAPER_RUNS
 from .train import train_baseline
 
-# The paper's headline targets (METHOD §7): VGG-Small −93% params, ResNet-56 −60% FLOPs, MobileNetV2 "3×"
+# The paper's headline targets (docs/method.md §7): VGG-Small −93% params, ResNet-56 −60% FLOPs, MobileNetV2 "3×"
 # read as a FLOPs ratio. Notebook 02 uses the same.
 PAPER_TARGETS = {"vgg_small": "params=0.93", "resnet56": "flops=0.60", "mobilenetv2": "flops=0.667"}
 ORDER = ("resnet56", "mobilenetv2", "vgg_small")  # resnet56 first: the cheapest complete row (issue 5)

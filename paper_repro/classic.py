@@ -1,4 +1,4 @@
-"""Classic pipeline baselines (METHOD §8): train → score → prune → fine-tune WITH labels.
+"""Classic pipeline baselines (docs/method.md §8): train → score → prune → fine-tune WITH labels.
 
 Three arms, on the ablation subject (resnet56 at FLOPs 0.60, the profile's cached baseline as the start):
 

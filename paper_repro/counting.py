@@ -1,4 +1,4 @@
-"""Params and MACs (METHOD §4): measured with fvcore, and analytically as a function of channel widths.
+"""Params and MACs (docs/method.md §4): measured with fvcore, and analytically as a function of channel widths.
 
 FLOPs here are multiply-adds of conv + linear layers for one 32x32 image: the CIFAR pruning convention
 (ResNet-56 = 0.85M params / 125.49M). fvcore also counts batch-norm by default, so its handles are cleared

@@ -1,4 +1,4 @@
-"""Pruning granularity at matched sparsity, without fine-tuning (METHOD §8).
+"""Pruning granularity at matched sparsity, without fine-tuning (docs/method.md §8).
 
 The weights pruned are those of the convolutions that the channel groups couple (producers and conv consumers;
 in ResNet-56 every block conv, i.e. all conv weights but the 3-channel stem). Each of these conv tensors W

@@ -1,4 +1,4 @@
-"""ISTA for the group-sparse penalty (METHOD §3.4-3.5): the progressive strength and the proximal step.
+"""ISTA for the group-sparse penalty (docs/method.md §3.4-3.5): the progressive strength and the proximal step.
 
 After each optimiser step, every channel c in the expected-sparse set S_l has its producer filters and
 its consumer slice soft-thresholded as groups: W ← W·max(0, 1 − θ/‖W‖₂) with θ = lr_t·λ(t). `group_prox_`

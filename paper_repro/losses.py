@@ -1,4 +1,4 @@
-"""The label-free teaching signal L_M (METHOD §2): the teacher's predictions, its features, the peers.
+"""The label-free teaching signal L_M (docs/method.md §2): the teacher's predictions, its features, the peers.
 
 L_M,i = λ1·L_KD,i + λ2·L_F,i + λ3·L_ML,i. Forms and weights are [chosen]; see the README.
 """
@@ -48,7 +48,7 @@ def mutual_loss(student_logits, peer_logits: list, temperature: float = 1.0) -> 
 
 def labelled_kd_loss(student_logits, teacher_logits, labels, alpha: float = 0.7, temperature: float = 2.0,
                      scale_t2: bool = True) -> torch.Tensor:
-    """The classic labelled distillation of the second seed (METHOD §8), a reference arm only:
+    """The classic labelled distillation of the second seed (docs/method.md §8), a reference arm only:
     α·CE(y, z_S) + (1−α)·[τ²]·KL(p_T^τ ‖ p_S^τ)."""
     kl = kd_loss(student_logits, teacher_logits, temperature, "kl")
     if not scale_t2:

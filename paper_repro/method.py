@@ -1,4 +1,4 @@
-"""The method: label-free, feature-learning-enhanced dynamic sparse training, then removal (METHOD §1-§4).
+"""The method: label-free, feature-learning-enhanced dynamic sparse training, then removal (docs/method.md §1-§4).
 
 A frozen teacher T teaches N students copied from it. Each iteration: forward T (no_grad) and every
 student, L_M per student (KD + features + mutual, no labels), one backward, one SGD step; then per
@@ -40,7 +40,7 @@ LABELS = ("off", "on")
 STUDENT_VIEWS = ("own", "shared")
 COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
-# [chosen] unless marked: the paper gives no values for these (METHOD §2, §3, §6).
+# [chosen] unless marked: the paper gives no values for these (docs/method.md §2, §3, §6).
 METHOD = dict(
     students=2, kd_weight=1.0, feature_weight=1.0, mutual_weight=1.0, kd_temperature=4.0, kd_form="kl",
     mutual_temperature=1.0, criterion="taylor", selection="dynamic", penalty="progressive",
@@ -100,6 +100,9 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     _choice("kd_form", cfg["kd_form"], KD_FORMS)
     _choice("student_views", cfg["student_views"], STUDENT_VIEWS)
     _choice("select", cfg["select"], SELECT_RULES)
+    if baseline["lr_schedule"] != "multistep":  # θ = lr·λ and E1 are per epoch: the students' LR must be too
+        raise ValueError(f"lr_schedule: the students train with the per-epoch step schedule (multistep), "
+                         f"got {baseline['lr_schedule']!r}")
     if not (isinstance(cfg["select_images"], int) and cfg["select_images"] >= 1):
         raise ValueError(f"select_images: must be a positive integer, got {cfg['select_images']!r}")
     if cfg["compile"] is not False and cfg["compile"] not in COMPILE_MODES:  # `is`: 0 would pass `in`
@@ -167,12 +170,12 @@ def copy_students(teacher: torch.nn.Module, n: int):
 
 
 def expected_sparse_counts(widths, keep) -> list[int]:
-    """m_l = max(1, min(⌈C_l·α_l⌉, C_l)) with α_l = 1 − k_l/C_l, i.e. C_l − k_l but at least one (METHOD §3.5)."""
+    """m_l = max(1, C_l − k_l): the C_l − k_l channels beyond the keep count, at least one (docs/method.md §3.5)."""
     return [max(1, min(c - k, c)) for c, k in zip(widths, keep)]
 
 
 def distill_losses(teacher, t_taps, students, s_taps, cfg, x, y):
-    """L_M of every student (METHOD §3.5 step 1): forward T (frozen) and every student. `x` is one batch for
+    """L_M of every student (docs/method.md §3.5 step 1): forward T (frozen) and every student. `x` is one batch for
     all students or a list with one view per student (T then sees every view, in one forward).
     Returns (Σ_i L_M,i, per-student loss terms); what `torch.compile` compiles when `compile` is set."""
     n = len(students)
@@ -207,7 +210,7 @@ def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums, losses
 
 
 def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, generator):
-    """METHOD §3.5 steps 2-4 for every student: score channels, pick the m_l weakest as the expected-sparse
+    """docs/method.md §3.5 steps 2-4 for every student: score channels, pick the m_l weakest as the expected-sparse
     set S_l (every iteration when `selection` is dynamic, else kept in `selected`), group-prox them.
     `groups`: one ChannelGroup list per student, or their FlatGroups (built once by prune_train): all layers
     of all students are scored, selected and shrunk together, a few ops in all (on a GPU the per-layer loop

@@ -61,15 +61,42 @@ def write_table(df: pd.DataFrame, name: str, profile: str, stamp: dict, title: s
     return res_dir / f"{name}.csv"
 
 
+MAX_WIDTH_IN = 7.0  # a two-column page's full width: text set at >= 7 pt stays >= 7 pt when printed
+PNG_DPI = 300
+# Okabe & Ito's colour-blind-safe palette (seaborn "colorblind" order), plus a marker per series so that no
+# reading depends on colour alone.
+PALETTE = "colorblind"
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def figure_style() -> None:
+    """The look of every figure: seaborn whitegrid, 8 pt text (7 pt ticks and legends), colour-blind palette."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper", palette=PALETTE)
+    mpl.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+                         "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
+                         "figure.titlesize": 9, "pdf.fonttype": 42, "svg.fonttype": "none"})
+
+
 def save_figure(fig, name: str, profile: str, stamp: dict) -> Path:
-    """figures/<name>.png with the stamp printed under the plot."""
+    """figures/<name>.pdf (vector) and figures/<name>.png (300 dpi), the stamp printed under the plot. A figure
+    wider than MAX_WIDTH_IN is refused: scaled down to a page its text would fall under 7 pt."""
+    fig.canvas.draw()  # the saved width is the tight box's: a legend outside the axes widens the file
+    width = max(fig.get_size_inches()[0], fig.get_tightbbox(fig.canvas.get_renderer()).width)
+    if width > MAX_WIDTH_IN + 1e-9:
+        raise ValueError(f"figure {name!r}: {width:.2f} in wide; at most {MAX_WIDTH_IN} in (figsize)")
     _, fig_dir = output_dirs(profile)
-    fig.text(0.01, 0.005, stamp_line(stamp), fontsize=6, color="0.35", ha="left", va="bottom")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight", metadata={"Description": stamp_line(stamp)})
-    path = atomic_write(fig_dir / f"{name}.png", lambda f: f.write(buf.getvalue()))
+    fig.text(0.01, 0.005, stamp_line(stamp), fontsize=5.5, color="0.35", ha="left", va="bottom")
+    meta = stamp_line(stamp)
+    for ext, kw in (("pdf", dict(metadata={"Subject": meta})),
+                    ("png", dict(dpi=PNG_DPI, metadata={"Description": meta}))):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, bbox_inches="tight", **kw)
+        atomic_write(fig_dir / f"{name}.{ext}", lambda f: f.write(buf.getvalue()))
     _record(profile, f"{name}.png", "figure", name, stamp)
-    return path
+    return fig_dir / f"{name}.png"
 
 
 def _manifest_path(profile: str) -> Path:

@@ -1,4 +1,4 @@
-"""Channel sensitivity: which channels form the expected-sparse set S_l (METHOD §3.5 step 2-3).
+"""Channel sensitivity: which channels form the expected-sparse set S_l (docs/method.md §3.5 step 2-3).
 
 taylor [paper/DPFPS]: Θ_l(c) = |Σ_{w∈W^l[c]} w·∂L/∂w + Σ_{w∈W^{l+1}[:,c]} w·∂L/∂w|, the first-order estimate
 of how much the loss changes when the whole channel group is zeroed. l1, bn and random are ablations.

@@ -1,4 +1,4 @@
-"""Pruning surgery (METHOD §4): cut the dead channels out, leaving a real, smaller network.
+"""Pruning surgery (docs/method.md §4): cut the dead channels out, leaving a real, smaller network.
 
 During training nothing changes shape: a dead channel is only zeroed (`mask_model`). At the end each
 channel group's dead channels are sliced out of its producers (dim 0), its BatchNorms and its consumers

@@ -4,7 +4,7 @@ import torch
 from paper_repro.counting import CostModel, count
 from paper_repro.models import MODELS, build_model
 
-# Exact values with 10 classes (issue 2; METHOD §5).
+# Exact values with 10 classes (issue 2; docs/method.md §5).
 EXPECTED = {
     "vgg_small": (14_986_698, 313_463_808),
     "vgg_small_lq": (4_660_106, 607_600_640),

@@ -33,3 +33,29 @@ def test_an_interactive_table_leaves_the_committed_one_alone(monkeypatch, tmp_pa
     out = R.write_table(pd.DataFrame([dict(a=1)]), "t", "cpu", STAMP)
     assert out == tmp_path / "build" / "interactive" / "cpu" / "results" / "t.csv"
     assert committed.read_text() == "kept\n"
+
+
+def test_figures_are_vector_and_300_dpi_and_at_most_7_inches(monkeypatch, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    R.figure_style()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot([0, 1], [0, 1], marker=R.MARKERS[0])
+    png = R.save_figure(fig, "f", "cpu", STAMP)
+    assert png.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
+    from PIL import Image
+
+    dpi = Image.open(png).info["dpi"]
+    assert round(dpi[0]) == R.PNG_DPI
+    assert matplotlib.rcParams["xtick.labelsize"] >= 7 and matplotlib.rcParams["legend.fontsize"] >= 7
+    wide, _ = plt.subplots(figsize=(10, 3))
+    try:
+        R.save_figure(wide, "g", "cpu", STAMP)
+        raise AssertionError("a 10-inch figure was accepted")
+    except ValueError as e:
+        assert "at most 7" in str(e)
+    plt.close("all")

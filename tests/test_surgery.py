@@ -1,4 +1,4 @@
-"""Pruning surgery (METHOD §4): the pruned network computes what the masked one computes, on every
+"""Pruning surgery (docs/method.md §4): the pruned network computes what the masked one computes, on every
 architecture, and it saves, reloads and exports (torch.export, ONNX) without the training code."""
 import json
 import os

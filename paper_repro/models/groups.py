@@ -1,4 +1,4 @@
-"""Prunable channel groups: the unit the method scores, penalises and removes (METHOD §3.1).
+"""Prunable channel groups: the unit the method scores, penalises and removes (docs/method.md §3.1).
 
 A group couples every tensor slice that belongs to one channel, in the style of Torch-Pruning's
 dependency groups: the producer filters (dim 0 of each producer conv, a depthwise conv included), the
@@ -66,7 +66,7 @@ class ChannelGroup:
         return self.consumer_sum(lambda m: m.weight.detach().float().square()).sqrt()
 
     def channel_norm(self) -> torch.Tensor:
-        """n_c = ‖W^l[c]‖₂ + ‖W^{l+1}[:, c]‖₂ (METHOD §3.2; BN not included)."""
+        """n_c = ‖W^l[c]‖₂ + ‖W^{l+1}[:, c]‖₂ (docs/method.md §3.2; BN not included)."""
         return self.producer_norm() + self.consumer_norm()
 
     @torch.no_grad()

@@ -1,0 +1,111 @@
+"""Verdicts: each claim of the paper (and each ablation question) set against what a notebook measured.
+
+A claim is a measured quantity compared with a threshold: "the pruned network loses at most 1 point" is
+Δacc >= -1; "all three loss terms beat KD alone" is acc(all) - acc(KD) > 0. The measurement carries its
+run-to-run noise σ (the standard deviation over seeds, for a difference of two arms √2·σ). The verdict is:
+
+    supported      the whole interval value ± K_SIGMA·σ lies on the claim's side of the threshold
+    contradicted   the whole interval lies on the other side
+    inconclusive   the interval straddles the threshold: the data cannot tell (within noise)
+    not testable   nothing was measured at this profile (e.g. a paper-profile run that does not exist)
+
+So a difference inside the noise is never "supported". A deterministic quantity (a pruned ratio, a count)
+has σ = 0. Rows are written by the notebooks (`write_verdicts`) into results/verdicts.csv + .md, one file for
+all notebooks, each notebook replacing only its own rows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("supported", "contradicted", "inconclusive (within noise)",
+                                                       "not testable at this profile")
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+DIRECTIONS = (">", ">=", "<", "<=")
+K_SIGMA = 2.0  # about a 95% interval for a normal noise
+
+
+def judge(value: float | None, threshold: float, direction: str = ">", noise: float = 0.0,
+          k: float = K_SIGMA) -> str:
+    """The verdict on `value direction threshold` given the noise σ of `value` (see the module docstring)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: unknown {direction!r}; valid: {', '.join(DIRECTIONS)}")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_TESTABLE
+    if noise is None or math.isnan(noise) or noise < 0:
+        raise ValueError(f"noise: must be a number >= 0 (0 for a deterministic quantity), got {noise!r}")
+    lo, hi = value - k * noise, value + k * noise
+    holds = {">": lo > threshold, ">=": lo >= threshold, "<": hi < threshold, "<=": hi <= threshold}[direction]
+    fails = {">": hi <= threshold, ">=": hi < threshold, "<": lo >= threshold, "<=": lo > threshold}[direction]
+    return SUPPORTED if holds else CONTRADICTED if fails else INCONCLUSIVE
+
+
+def difference_noise(sigma: float) -> float:
+    """σ of the difference of two independent arms that each have run-to-run noise σ."""
+    return math.sqrt(2.0) * sigma
+
+
+@dataclass
+class Verdict:
+    claim_id: str  # stable key, e.g. "resnet56_almost_lossless"
+    claim: str  # the claim in words
+    source: str  # where it is claimed: the paper's section, a seed question, an ablation
+    measured: str  # what was measured, in words with units, e.g. "Δ accuracy -0.42 points"
+    value: float | None
+    threshold: float
+    direction: str
+    noise: float  # σ of `value`, same unit
+    verdict: str
+    notebook: str
+    figure: str = ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
+            noise: float, notebook: str, figure: str = "") -> Verdict:
+    return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
+                   direction, float(noise), judge(value, threshold, direction, noise), notebook, figure)
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """For reading: the claim, the measurement ± 2σ, the verdict, where it is shown."""
+    rows = []
+    for v in verdicts:
+        spread = f" ± {K_SIGMA * v.noise:.2f}" if v.noise else ""
+        shown = f"{v.value:+.2f}{spread}" if v.value is not None else "—"
+        rows.append({"claim": v.claim, "source": v.source, "measured": f"{v.measured}: {shown}",
+                     "test": f"{v.direction} {v.threshold:g}", "verdict": v.verdict,
+                     "where": f"{v.notebook}" + (f", figure {v.figure}" if v.figure else "")})
+    return pd.DataFrame(rows)
+
+
+def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[Verdict]) -> pd.DataFrame:
+    """`existing` with `notebook`'s rows replaced by `verdicts` (other notebooks' rows kept, in their order)."""
+    new = pd.DataFrame([v.row() for v in verdicts])
+    if existing is None or existing.empty:
+        return new
+    kept = existing[existing["notebook"] != notebook]
+    return pd.concat([kept, new], ignore_index=True)
+
+
+def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict) -> pd.DataFrame:
+    """Replace `notebook`'s rows of results/verdicts.csv (+ .md) with `verdicts`; returns the reading table."""
+    from .report import output_dirs, write_table
+
+    path = output_dirs(profile)[0] / "verdicts.csv"
+    existing = pd.read_csv(path) if path.exists() else None
+    table = merge_verdicts(existing, notebook, verdicts)
+    for k, v in stamp.items():  # this notebook's rows carry its stamp; the others keep theirs
+        if k not in table.columns:
+            table[k] = None
+        table.loc[table["notebook"] == notebook, k] = v
+    write_table(table, "verdicts", profile, stamp, title="Verdicts: the paper's claims against our measurements",
+                notes=f"supported / contradicted: the whole interval value ± {K_SIGMA:g}σ lies on one side of the "
+                      "threshold; inconclusive: it straddles it (a difference within the run-to-run noise); "
+                      "not testable: not measured at this profile. σ: standard deviation over seeds (√2σ for a "
+                      "difference of two arms); 0 for deterministic quantities.")
+    return verdict_table(verdicts)
