@@ -45,8 +45,10 @@ bench: $(STAMP)
 	$(PY) bench/sparsity_step.py
 	$(PY) bench/epoch_time.py --archs resnet56 --steps 20 --warmup 3
 
+# JupyterLab on the project's .venv (its python3 kernel is the venv's); --allow-root where the user is root
+# (containers), since Jupyter refuses to start as root otherwise.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 clean:
 	rm -rf build runs/baselines/*-synthetic-* runs/prune/*-smoke-* runs/classic/*-smoke-* runs/peer/*-smoke-* \
