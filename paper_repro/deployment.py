@@ -47,6 +47,48 @@ def latency_rows(arch: str, dense, pruned, summary: dict, batch_sizes, device: s
     return rows
 
 
+def scale_widths(widths, from_width: float, full_widths) -> list[int]:
+    """Kept widths of a network trained at `from_width`, scaled to width 1.0: each kept count times 1/from_width,
+    rounded, between 1 and the full network's width (`full_widths`, at 1.0). The per-layer shares the method
+    chose are kept; the trained weights are not (latency does not depend on them)."""
+    if not 0 < from_width <= 1:
+        raise ValueError(f"from_width: must be in (0, 1], got {from_width!r}")
+    if len(widths) != len(full_widths):
+        raise ValueError(f"widths: expected {len(full_widths)} widths, got {len(widths)}")
+    return [min(f, max(1, round(w / from_width))) for w, f in zip(widths, full_widths)]
+
+
+def paper_run_widths(arch: str, runs_dir=None):
+    """(widths, source) from a recorded paper-profile run of `arch` (results/paper/runs/<arch>-*/widths.json,
+    width 1.0), or None when there is none."""
+    from .tables import PAPER_RUNS
+
+    found = sorted(Path(runs_dir or PAPER_RUNS).glob(f"{arch}-*/widths.json"))
+    for path in found:
+        w = json.loads(path.read_text())
+        if w.get("arch") == arch and w.get("width") == 1.0:
+            return w["widths"], f"paper-profile run {path.parent.name} (widths.json)"
+    return None
+
+
+def full_width_rows(arch: str, widths, source: str, summary_width: float, batch_sizes, device: str = "cpu",
+                    num_classes: int = 10, warmup: int = WARMUP, repeats: int = REPEATS) -> list[dict]:
+    """Latency at the paper's width (1.0): the dense network vs one with the pruned `widths` (already at width
+    1.0), both freshly built (random weights). `source` says where the widths came from (a paper-profile run's
+    widths.json, or a cpu run's scaled by `scale_widths`); `summary_width` is the width they were chosen at."""
+    from .counting import count
+    from .models import build_model
+
+    torch.manual_seed(0)
+    dense = build_model(arch, num_classes, width=1.0).eval()
+    pruned = build_model(arch, num_classes, width=1.0, widths=widths).eval()
+    before, after = count(dense), count(pruned)
+    summary = dict(macs_before=before["macs"], macs_after=after["macs"], params_before=before["params"],
+                   params_after=after["params"])
+    rows = latency_rows(arch, dense, pruned, summary, batch_sizes, device, warmup, repeats)
+    return [dict(r, width=1.0, widths_source=source, chosen_at_width=summary_width) for r in rows]
+
+
 # Run in a new interpreter: what a user without this package has. It fails if loading or running the
 # program pulls paper_repro in (e.g. a pickled reference to one of our classes).
 _PT2_CHILD = textwrap.dedent("""

@@ -102,3 +102,21 @@ def test_accuracy_vs_flops_adds_the_other_methods_but_not_our_ablation_rows(tmp_
     l1 = mine[mine.source.str.startswith("l1")].iloc[0]
     assert l1.delta_acc_pts == pytest.approx(-10) and l1.flops_pruned_pct == pytest.approx(61)
     assert l1.kind == "classic pipeline (labels, fine-tuned), cpu profile"
+
+
+def test_scaled_widths_keep_the_shares_within_the_full_network():
+    from paper_repro.deployment import scale_widths
+
+    assert scale_widths([2, 8, 1], 0.25, [16, 32, 16]) == [8, 32, 4]
+    assert scale_widths([5, 9], 0.5, [8, 16]) == [8, 16]  # capped at the full width
+    with pytest.raises(ValueError, match="from_width"):
+        scale_widths([1], 0.0, [4])
+
+
+def test_full_width_rows_time_dense_and_pruned_at_width_one():
+    from paper_repro.deployment import full_width_rows
+    from paper_repro.models import build_model
+
+    full = build_model("resnet20", width=1.0).widths()
+    rows = full_width_rows("resnet20", [max(1, w // 2) for w in full], "test", 0.5, [1], "cpu", warmup=0, repeats=2)
+    assert rows[0]["width"] == 1.0 and rows[0]["flops_ratio"] > 1.5 and rows[0]["widths_source"] == "test"
