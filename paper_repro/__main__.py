@@ -1,11 +1,53 @@
-"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,reproduce} ..."""
+"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,reproduce} ...
+
+Every failure is one `error: ...` line and exit code 2 (bad input, missing or damaged data, a bad checkpoint,
+an unwritable folder, a run folder in use, a failed notebook); --debug or PAPER_REPRO_DEBUG=1 shows the traceback.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 
+from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
+
+ENV_DEBUG = "PAPER_REPRO_DEBUG"
+
+
+def _finite(v):
+    """NaN and infinities as None (JSON has no NaN: strict parsers reject it), in nested dicts and lists too."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(_finite(obj), allow_nan=False, default=str))
+
+
+# Numeric flags: (smallest allowed value, whether that value itself is allowed). Checked before anything runs.
+NUMBER_FLAGS = {"max_epochs_now": (1, True), "budget_minutes": (0, False), "epochs": (1, True),
+                "method_epochs": (1, True), "finetune_epochs": (0, True), "seed": (0, True), "threads": (1, True),
+                "students": (1, True), "num_classes": (1, True), "width": (0, False), "kd_weight": (0, True),
+                "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True)}
+
+
+def _check_numbers(args) -> None:
+    for name, (low, inclusive) in NUMBER_FLAGS.items():
+        v = getattr(args, name, None)
+        if v is None:
+            continue
+        if not math.isfinite(v) or (v < low if inclusive else v <= low):
+            kind = "an integer" if isinstance(v, int) else "a number"
+            raise ValueError(f"--{name.replace('_', '-')}: must be {kind} {'>=' if inclusive else '>'} {low}, "
+                             f"got {v}")
 
 
 def _count(args):
@@ -16,7 +58,7 @@ def _count(args):
     out = {"arch": args.arch, "num_classes": args.num_classes, "width": args.width, **count(m),
            "prunable_groups": len(m.channel_groups())}
     if args.json:
-        print(json.dumps(out))
+        _print_json(out)
     else:
         print(f"{args.arch}: {out['params']:,} params, {out['macs']:,} MACs (conv+linear, 32x32, batch 1), "
               f"{out['prunable_groups']} prunable channel groups")
@@ -55,9 +97,9 @@ def _train(args):
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
                        compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes),
                        allow_training=True)
-    print(json.dumps({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
-                      "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
-                      "run_dir": str(r.run_dir), **r.dataset_stamp}))
+    _print_json({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
+                 "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
+                 "run_dir": str(r.run_dir), **r.dataset_stamp})
 
 
 def _teachers(args):
@@ -89,13 +131,13 @@ def _prune(args):
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
                     max_epochs_now=args.max_epochs_now, time_budget_s=_budget_s(args.budget_minutes), **over)
     if not r.summary:
-        print(json.dumps({"run_dir": str(r.run_dir), "epochs_done": r.metrics[-1]["epoch"] if r.metrics else 0,
-                          "epochs": r.config["epochs"], "status": "stopped early; run again to resume"}))
+        _print_json({"run_dir": str(r.run_dir), "epochs_done": r.metrics[-1]["epoch"] if r.metrics else 0,
+                     "epochs": r.config["epochs"], "status": "stopped early; run again to resume"})
         return
     keys = ("arch", "target", "dataset_official", "baseline_acc", "pruned_acc", "pruned_acc_mean", "params_before",
             "params_after", "macs_before", "macs_after", "params_pruned", "flops_pruned", "target_met",
             "max_abs_logit_diff")
-    print(json.dumps({**{k: r.summary[k] for k in keys}, "run_dir": str(r.run_dir)}))
+    _print_json({**{k: r.summary[k] for k in keys}, "run_dir": str(r.run_dir)})
 
 
 def _campaign(args):
@@ -105,7 +147,7 @@ def _campaign(args):
                         args.seed, args.device, _compile_mode(args.compile), args.data_dir, not args.no_download,
                         record_to=None if args.no_record else args.record_to)
     for row in rows:
-        print(json.dumps(row))
+        _print_json(row)
 
 
 def _reproduce(args):
@@ -117,7 +159,9 @@ def _reproduce(args):
 def main(argv=None):
     from .config import PROFILES
 
-    p = argparse.ArgumentParser(prog="python -m paper_repro", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m paper_repro", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("count", help="params and MACs of an architecture")
@@ -222,13 +266,44 @@ def main(argv=None):
     r.add_argument("notebooks", nargs="*", help="notebook names (default: all in notebooks/)")
     r.set_defaults(fn=_reproduce)
 
+    for sp in (c, t, pr, cp, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
+    for sp in (t, pr, cp, r):
+        sp.add_argument("--allow-modified-data", action="store_true",
+                        help=f"run on a data copy that matches no known copy (or {ALLOW_ENV}=1); its results say "
+                             "dataset_official=False and carry its fingerprint")
+
     args = p.parse_args(argv)
+    debug = args.debug or os.environ.get(ENV_DEBUG, "0") not in ("", "0")
+    if getattr(args, "allow_modified_data", False):
+        os.environ[ALLOW_ENV] = "1"  # the environment: notebooks run by `reproduce` see it too
     try:
+        _check_numbers(args)
         args.fn(args)
-    except (ValueError, RuntimeError) as e:  # bad input, missing data, bad checkpoint: the message, no trace
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted; the same command resumes", file=sys.stderr)
+        return 130
+    except Exception as e:  # every failure: one line naming the file or the parameter, no traceback
+        if debug:
+            raise
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def error_line(e: Exception) -> str:
+    """The message of a failure. Our own errors name the file or the parameter; an OSError raised elsewhere
+    is given its file name; anything else is unexpected and says how to see more."""
+    if isinstance(e, FileNotFoundError) and e.filename:
+        return f"{e.filename}: not found"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    if isinstance(e, (OSError, ValueError, RuntimeError)):
+        return str(e)
+    return f"{type(e).__name__}: {e} (unexpected: rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

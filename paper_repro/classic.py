@@ -39,6 +39,7 @@ from .config import check_profile, config_key, resolve_students
 from .counting import CostModel, count
 from .ista import scaled_lambda
 from .provenance import device_name, git_commit, resolve_device
+from .runlock import holds_run_locks, lock_run_folder
 from .sensitivity import smallest_mask
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json
 from .surgery import mask_model, prune_model
@@ -244,6 +245,7 @@ def _summary_path(rdir: Path) -> Path:
     return rdir / "summary.json"
 
 
+@holds_run_locks
 def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
                 target=None, data_dir=None, download: bool = True, **overrides) -> ClassicRun:
     """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels."""
@@ -271,6 +273,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
                         channels_last=b["channels_last"])
     test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
     write_json(rdir / "config.json", {**cfg, **ds.stamp()})
 
     teacher = teacher_run.model.to(dev).eval()

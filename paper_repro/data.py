@@ -4,10 +4,16 @@ Every split is one tensor; augmentation (pad-4 random crop + horizontal flip) is
 device from a generator seeded by (seed, epoch), so an epoch's batches are the same whether a run
 started fresh or resumed. The files are fingerprinted (md5 of each batch against the official release)
 so that every result row says whether it was measured on the official CIFAR or on a modified copy.
+
+Only known copies are read: the official release, or one listed in known_copies.json (the offline copy of the
+project machines). Any other copy, a damaged file included, is refused naming the file that differs, unless
+the user asks to run on their own modified copy (`allow_modified`, $PAPER_REPRO_ALLOW_MODIFIED_DATA=1, or the
+CLI's --allow-modified-data); its results carry its own fingerprint and dataset_official=False.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -21,11 +27,17 @@ MEAN = {"cifar10": (0.4914, 0.4824, 0.4467), "cifar100": (0.5071, 0.4865, 0.4409
 STD = {"cifar10": (0.2471, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762), "synthetic": (0.25, 0.25, 0.25)}
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 ENV_DATA_DIR = "PAPER_REPRO_DATA"
+ENV_ALLOW_MODIFIED = "PAPER_REPRO_ALLOW_MODIFIED_DATA"
+KNOWN_COPIES = Path(__file__).with_name("known_copies.json")
 _FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
 class DataNotFoundError(RuntimeError):
     pass
+
+
+class UnknownDataError(ValueError):
+    """The data folder is no known copy (damaged, or modified) and modified copies were not allowed."""
 
 
 @dataclass
@@ -77,6 +89,32 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def known_copies(name: str) -> dict[str, dict[str, str]]:
+    """{copy: {file: md5}} of every known copy of `name`: "official" (torchvision's md5s) and known_copies.json's."""
+    copies = {"official": dict(_official_files(name))}
+    for copy, c in json.loads(KNOWN_COPIES.read_text())["copies"].items():
+        if c["dataset"] == name:
+            copies[copy] = {f: v["md5"] for f, v in c["files"].items()}
+    return copies
+
+
+def identify_copy(name: str, md5s: dict[str, str]) -> tuple[str | None, str, list[str]]:
+    """(the known copy whose md5s these are, or None; the closest known copy; the files that differ from it)."""
+    diffs = {copy: [f for f, m in md5s.items() if ref.get(f) != m] for copy, ref in known_copies(name).items()}
+    closest = min(diffs, key=lambda c: len(diffs[c]))
+    return (closest if not diffs[closest] else None), closest, diffs[closest]
+
+
+def modified_data_allowed(allow: bool | None = None) -> bool:
+    """`allow` when given, else $PAPER_REPRO_ALLOW_MODIFIED_DATA (1: yes; 0 or unset: no)."""
+    if allow is not None:
+        return bool(allow)
+    value = os.environ.get(ENV_ALLOW_MODIFIED, "0").strip()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{ENV_ALLOW_MODIFIED}: must be 1 (run on a modified copy) or 0, got {value!r}")
+    return value == "1"
+
+
 def _missing_message(name: str, root: Path, reason: str) -> str:
     folder = root / _FOLDER[name]
     return (
@@ -90,6 +128,18 @@ def _missing_message(name: str, root: Path, reason: str) -> str:
     )
 
 
+def _unknown_message(name: str, folder: Path, md5s: dict, closest: str, differ: list[str]) -> str:
+    first = f"{folder / differ[0]}: md5 {md5s[differ[0]]}"
+    more = f" (and {len(differ) - 1} more file(s))" if len(differ) > 1 else ""
+    if len(differ) < len(md5s):  # the other files are those of a known copy: these were damaged or changed
+        what = f"{first} differs from the {closest} copy{more}"
+    else:
+        what = f"{first} matches no known copy of {name}{more}"
+    again = "python ../shared/data/prepare_cifar10.py data/, or download it" if name == "cifar10" else "download it"
+    return (f"{what}. Get a clean copy ({again}), or, to run on your own modified copy anyway, pass "
+            f"--allow-modified-data or set {ENV_ALLOW_MODIFIED}=1")
+
+
 def _download(name: str, root: Path) -> None:
     from torchvision.datasets import CIFAR10, CIFAR100
 
@@ -101,20 +151,32 @@ def _download(name: str, root: Path) -> None:
 
 
 def _read_batch(path: Path, label_key: bytes):
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
-    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    y = np.asarray(d[label_key], dtype=np.int64)
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(d[label_key], dtype=np.int64)
+    except OSError:
+        raise
+    except Exception as e:  # truncated (EOFError), damaged header (UnpicklingError), wrong content (KeyError, ...)
+        why = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ValueError(f"{path}: not a readable CIFAR batch ({type(e).__name__}: {why}); prepare the data "
+                         "again (see the README's Data section)") from None
     if len(x) != len(y):
         raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
     return x, y
 
 
-def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
-    """Read the python batches from `data_dir` (default $PAPER_REPRO_DATA or ./data)."""
+def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None, download: bool = True,
+               allow_modified: bool | None = None) -> Dataset:
+    """Read the python batches from `data_dir` (default $PAPER_REPRO_DATA or ./data).
+
+    A copy that matches no known copy raises UnknownDataError naming the first file that differs, unless
+    `allow_modified` (default: $PAPER_REPRO_ALLOW_MODIFIED_DATA=1)."""
     check_dataset(name)
     if name == "synthetic":
         return make_synthetic()
+    allowed = modified_data_allowed(allow_modified)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / _FOLDER[name]
     files = _official_files(name)
@@ -124,6 +186,10 @@ def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None,
         _download(name, root)
     md5s = [_md5(folder / f) for f, _ in files]
     official = all(m == ref for m, (_, ref) in zip(md5s, files))
+    by_file = {f: m for (f, _), m in zip(files, md5s)}
+    copy, closest, differ = identify_copy(name, by_file)
+    if copy is None and not allowed:
+        raise UnknownDataError(_unknown_message(name, folder, by_file, closest, differ))
     label_key = b"labels" if name == "cifar10" else b"fine_labels"
     parts = [_read_batch(folder / f, label_key) for f, _ in files]
     n_train = len(files) - 1
@@ -133,7 +199,7 @@ def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None,
     fp = hashlib.sha256("".join(md5s).encode()).hexdigest()[:16]
     return Dataset(name, Split(torch.from_numpy(xtr), torch.from_numpy(ytr)),
                    Split(torch.from_numpy(xte.copy()), torch.from_numpy(yte.copy())),
-                   NUM_CLASSES[name], official, fp, source=str(folder))
+                   NUM_CLASSES[name], official, fp, source=str(folder), notes={"known_copy": copy or "none (modified)"})
 
 
 def make_synthetic(n_train: int = 2048, n_test: int = 512, num_classes: int = 10, seed: int = 0) -> Dataset:

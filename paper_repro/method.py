@@ -25,9 +25,11 @@ from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
 from .models import build_model
 from .provenance import device_name, git_commit, resolve_device
+from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .models.groups import FlatGroups
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .storage import TEACHER_REMEDY
 from .surgery import dead_masks, mask_model, prune_model, save_pruned
 from . import train as _train
 from .train import (autocast, compiled, curve_split, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs,
@@ -133,9 +135,10 @@ class MethodRun:
 
 def _load_teacher(path, cfg) -> tuple[torch.nn.Module, float]:
     b = cfg["baseline"]
-    ckpt = load_checkpoint(path, expect={"arch": cfg["arch"], "num_classes": b["num_classes"], "width": b["width"]})
+    ckpt = load_checkpoint(path, expect={"arch": cfg["arch"], "num_classes": b["num_classes"], "width": b["width"]},
+                           remedy=TEACHER_REMEDY)  # the user's file: never "delete it"
     model = build_model(cfg["arch"], b["num_classes"], width=b["width"])
-    load_state(model, ckpt["model"], path)
+    load_state(model, ckpt["model"], path, remedy=TEACHER_REMEDY)
     acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
     return model, acc, ckpt.get("config")
 
@@ -243,6 +246,7 @@ def checked_target(arch: str, cfg: dict, device):
     return tgt, dev, b, cost_model
 
 
+@holds_run_locks
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
@@ -272,6 +276,9 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     rdir = Path(out) if out is not None else \
         _train.RUNS / "prune" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
+    complete = _complete(rdir, arch, key, cfg["epochs"], export)
+    if not complete:
+        lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written
     mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
     views = cfg["students"] if cfg["student_views"] == "own" else 1
     train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
@@ -313,7 +320,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
         score_gen.set_state(st["score_gen"])
         fixed = st.get("fixed_selected")
-    write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
+    if not complete:
+        write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     if progress and start >= cfg["epochs"]:
@@ -383,7 +391,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     pruned = []
     if done:
         summary, pruned = _finish(cfg, tgt, teacher_model, students, test_b, train_b, dev, rdir, baseline_acc,
-                                  ds, seconds, teacher_device, lam_max, export, select_b, select_heldout)
+                                  ds, seconds, teacher_device, lam_max, export, select_b, select_heldout,
+                                  write=not complete)
     return MethodRun(cfg, teacher_model, students, pruned, summary, metrics, scores_log, rdir)
 
 
@@ -425,9 +434,18 @@ def select_student(per: list[dict], rule: str = "teacher_agreement") -> int:
     return max(range(len(per)), key=lambda i: (per[i][f"select_{rule}"], -i))
 
 
+def _complete(rdir, arch, key, epochs, export) -> bool:
+    """Whether an earlier call finished this run: state at the last epoch, summary.json (written last) and, when
+    `export`, pruned.pt2 (an earlier call may have skipped it)."""
+    return (rdir / "summary.json").exists() and (not export or (rdir / "pruned.pt2").exists()) \
+        and epochs_done(rdir / "state.pt", {"arch": arch, "config_key": key}) >= epochs
+
+
 def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
-            lam_max, export=True, select_b=None, select_heldout=False):
-    """Cut the dead channels out of every student, measure, and save the one `select_student` picks."""
+            lam_max, export=True, select_b=None, select_heldout=False, write=True):
+    """Cut the dead channels out of every student, measure, and save the one `select_student` picks.
+    `write=False` (a complete run): the pruned students only, and the summary as recorded in summary.json;
+    nothing is written."""
     held = next(iter(test_b))[0][:64]  # float64 on the CPU is slow; 64 images show any inexact surgery
     before = count(teacher)
     cm = CostModel(teacher)
@@ -455,6 +473,8 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
                         select_teacher_agreement=select, widths=pruned.widths(), masked=masked))
         pruned_models.append(pruned)
     best = select_student(per, cfg["select"])
+    if not write:
+        return json.loads((rdir / "summary.json").read_text()), pruned_models
     bp = per[best]
     b = cfg["baseline"]
     save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],

@@ -47,7 +47,8 @@ from .losses import kd_loss
 from .method import checked_target, logit_gap
 from .models import build_model
 from .provenance import device_name, git_commit
-from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .runlock import holds_run_locks, lock_run_folder
+from .storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 from .train import (autocast, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data,
                     timed_epoch)
 
@@ -182,14 +183,16 @@ class PeerRun:
     loaded: bool  # True when everything came from the cache (nothing trained or pruned in this call)
 
 
-def _load_teacher(path, b, arch):
-    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]})
+def _load_teacher(path, b, arch, remedy=None):
+    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]},
+                           remedy=remedy)
     model = build_model(arch, b["num_classes"], width=b["width"])
-    load_state(model, ckpt["model"], path)
+    load_state(model, ckpt["model"], path, remedy=remedy)
     acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
     return model, acc, ckpt.get("config"), ckpt.get("config_key")
 
 
+@holds_run_locks
 def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                out=None, data_dir=None, download: bool = True, progress: bool = True,
                max_epochs_now: int | None = None, **overrides) -> PeerRun:
@@ -198,10 +201,11 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
     cfg = resolve_peer(arch, target, profile, seed, **overrides)
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
+    remedy = None if teacher is None else TEACHER_REMEDY  # a given teacher is the user's file: never "delete it"
     if teacher is None:
         teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                                         progress=progress).checkpoint
-    t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch)
+    t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch, remedy)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
     rdir = Path(out) if out is not None else \
@@ -224,6 +228,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         import json
         return PeerRun(cfg, model.to(dev).eval(), json.loads(summary_path.read_text()), ck["metrics"], rdir, True)
 
+    lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
     t_model = t_model.to(dev).eval()
     for p in t_model.parameters():
         p.requires_grad_(False)

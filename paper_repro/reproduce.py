@@ -2,7 +2,11 @@
 
 A notebook's inputs are its code cells, the package sources and the profile; their hash is kept in
 build/stamps/<profile>/. The executed copy goes to notebooks/executed/<profile>/ for reading; trained
-models are cached separately (runs/), so a rerun after a code change retrains only what changed."""
+models are cached separately (runs/), so a rerun after a code change retrains only what changed.
+
+One `reproduce` per profile at a time (the executed folder is locked, see runlock.py). A notebook that fails
+stops the run with one line naming it, its cell and the error; its half-executed copy is removed, as is one
+that an earlier, killed run left behind."""
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +18,22 @@ from pathlib import Path
 from .config import ENV_PROFILE, check_profile
 from .provenance import ROOT
 from .report import ENV_NOTEBOOK, ENV_OUTPUTS, write_index
+from .runlock import run_lock
+from .storage import write_text
 from .train import ENV_PROGRESS
 
 NOTEBOOKS = ROOT / "notebooks"
+
+
+class NotebookError(RuntimeError):
+    pass
+
+
+def failure_line(nb: Path, e) -> str:
+    """One line for a papermill PapermillExecutionError: the notebook, the failing cell, the exception."""
+    first = (str(e.evalue).strip().splitlines() or [""])[0]
+    return (f"notebooks/{nb.name}: cell {e.exec_count} (index {e.cell_index}) failed: {e.ename}: {first} "
+            f"(the traceback: rerun with --debug)")
 
 
 def notebook_paths(names=None) -> list[Path]:
@@ -43,13 +60,20 @@ def inputs_hash(nb_path: Path, profile: str) -> str:
 
 
 def run_notebooks(profile: str = "cpu", names=None, force: bool = False) -> None:
-    import papermill as pm
-
     check_profile(profile)
     out_dir = NOTEBOOKS / "executed" / profile
+    paths = notebook_paths(names)
+    with run_lock(out_dir):  # also removes the temporary copies a killed run left there
+        _run(paths, profile, out_dir, force)
+    write_index(profile)
+
+
+def _run(paths, profile, out_dir, force):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
     stamp_dir = ROOT / "build" / "stamps" / profile
-    stamp_dir.mkdir(parents=True, exist_ok=True)
-    for nb in notebook_paths(names):
+    for nb in paths:
         digest = inputs_hash(nb, profile)
         stamp = stamp_dir / f"{nb.stem}.sha256"
         out = out_dir / nb.name
@@ -62,11 +86,14 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False) -> None
         os.environ[ENV_NOTEBOOK] = f"notebooks/{nb.name}"
         os.environ[ENV_OUTPUTS] = "committed"
         os.environ[ENV_PROGRESS] = "0"  # the executed copies carry no progress bars (stderr renders like errors)
-        out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp.ipynb")  # an interrupted run never leaves a half-executed copy
-        pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
-                            cwd=str(NOTEBOOKS), progress_bar=False)
-        os.replace(tmp, out)
-        stamp.write_text(digest)
+        try:
+            pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
+                                cwd=str(NOTEBOOKS), progress_bar=False)
+            os.replace(tmp, out)
+        except PapermillExecutionError as e:
+            raise NotebookError(failure_line(nb, e)) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_text(stamp, digest)
         print(f"[reproduce] {nb.name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
-    write_index(profile)

@@ -1,36 +1,109 @@
-"""Atomic writes and validated checkpoints: nothing half-written, nothing loaded silently wrong."""
+"""Atomic writes and validated checkpoints: nothing half-written, nothing loaded silently wrong.
+
+Files get the modes of any other tool (0666 less the umask: 0644 usually), so a shared results or runs/ folder
+can be read by colleagues. A write that fails (disk full, read-only folder, a file-size limit) is an OSError
+naming the file; its temporary file is removed, and one left by a killed process is removed by the next writer
+of that folder (`remove_stale_temps`, called when a run folder is locked)."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
 CHECKPOINT_FORMAT = "paper_repro.checkpoint/1"
+_IMPORTED = time.time()
 
 
 class CheckpointError(RuntimeError):
     pass
 
 
+def current_umask() -> int:
+    """The process's umask (Linux: read from /proc, which changes nothing; else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write_fn, mode="wb") -> Path:
     """Write via a temporary file in the same folder, then rename over `path` (atomic on POSIX)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(f"{path}: cannot write ({e.strerror or e})") from e
     try:
         with os.fdopen(fd, mode) as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())  # mkstemp makes 0600 files
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as e:
+        _unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(f"{path}: cannot write ({e.strerror or e})") from e
+        if isinstance(e, RuntimeError) and any(m in str(e) for m in _TORCH_WRITE_FAILED):
+            raise OSError(f"{path}: cannot write (the file was cut short: disk full, or a file-size limit?)") from e
         raise
     return path
+
+
+# How torch.save reports a write that the OS refused (it does not pass the OSError on).
+_TORCH_WRITE_FAILED = ("enforce fail at inline_container", "PytorchStreamWriter", "file write failed")
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# The package's own temporary names; `remove_stale_temps` removes these and nothing else.
+TEMP_NAMES = (
+    re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$"),  # atomic_write: .<name>.<mkstemp's 8 characters>.tmp
+    re.compile(r"^\..+\.\d+\.tmp\.\w+$"),  # surgery._save_via_temp: .<stem>.<pid>.tmp.<suffix>
+    re.compile(r"^\.\d\d_.+\.ipynb\.tmp\.ipynb$"),  # reproduce: .<NN_name>.ipynb.tmp.ipynb
+)
+
+
+def process_start_time() -> float:
+    """When this process started (seconds since the epoch): from /proc on Linux, else this module's import."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return min(_IMPORTED, boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+def remove_stale_temps(folder) -> list[Path]:
+    """Remove the package's temporary files in `folder` (not below it) that are older than this process: what
+    a killed write left behind. Call it only while holding the folder's lock (no other writer is in it)."""
+    start, removed = process_start_time(), []
+    try:
+        entries = list(Path(folder).iterdir())
+    except FileNotFoundError:
+        return removed
+    for p in entries:
+        if any(r.match(p.name) for r in TEMP_NAMES) and p.is_file() and p.stat().st_mtime < start:
+            _unlink(p)
+            removed.append(p)
+    return removed
 
 
 def write_text(path, text: str) -> Path:
@@ -46,17 +119,44 @@ def save_checkpoint(path, payload: dict) -> Path:
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def load_checkpoint(path, expect: dict | None = None, map_location="cpu") -> dict:
+# The remedy for a file the user gave (e.g. --teacher): theirs to keep, so never "delete it".
+TEACHER_REMEDY = ("Pass a baseline checkpoint.pt of this arch and width (runs/baselines/<run>/checkpoint.pt, "
+                  "written by `python -m paper_repro train`), or leave out --teacher to use the cached baseline.")
+
+
+def _run_file_remedy(path) -> str:
+    return f"Delete it (rm '{path}') to start that run again, or point to the right file."
+
+
+def _why_unreadable(e: Exception) -> str:
+    """What a failed torch.load says, in words (not PyTorch's weights_only notice, which misleads here)."""
+    msg = str(e)
+    if isinstance(e, IsADirectoryError):
+        return "a folder, not a file"
+    if isinstance(e, OSError):
+        return e.strerror or msg
+    if "PytorchStreamReader" in msg or "zip archive" in msg:
+        return "a damaged or truncated PyTorch file"
+    if isinstance(e, EOFError):
+        return "truncated"
+    if "Weights only load failed" in msg or type(e).__name__ == "UnpicklingError":
+        return "not a PyTorch checkpoint (random or damaged bytes, or another format)"
+    return f"{type(e).__name__}: {(msg.strip().splitlines() or [''])[0][:160]}"
+
+
+def load_checkpoint(path, expect: dict | None = None, map_location="cpu", remedy: str | None = None) -> dict:
     """Load a checkpoint written by `save_checkpoint` and check that `expect`'s fields match.
 
-    Any failure raises CheckpointError naming the file and what to do: never a silent retrain over it."""
+    Any failure raises CheckpointError naming the file and what to do: never a silent retrain over it.
+    `remedy`: what to do about a bad file (default: delete it, for files a run wrote itself)."""
     path = Path(path)
-    remedy = f"Delete it (rm '{path}') to start that run again, or point to the right file."
+    if not path.exists():
+        raise CheckpointError(f"{path}: not found." + (f" {remedy}" if remedy else ""))
+    remedy = remedy or _run_file_remedy(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        why = (str(e).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {why}). {remedy}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_why_unreadable(e)}). {remedy}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a paper_repro checkpoint (format {CHECKPOINT_FORMAT!r} expected). {remedy}")
     for k, v in (expect or {}).items():
@@ -65,10 +165,10 @@ def load_checkpoint(path, expect: dict | None = None, map_location="cpu") -> dic
     return ckpt
 
 
-def load_state(model: torch.nn.Module, state: dict, path) -> None:
+def load_state(model: torch.nn.Module, state: dict, path, remedy: str | None = None) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the model ({first}). "
-                              f"Delete it (rm '{path}') to start that run again, or point to the right file.") from None
+                              f"{remedy or _run_file_remedy(path)}") from None

@@ -18,6 +18,7 @@ from . import data as D
 from .config import config_key, resolve_baseline
 from .models import build_model
 from .provenance import ROOT, device_name, resolve_device
+from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 
 RUNS = ROOT / "runs"
@@ -230,6 +231,7 @@ def metrics_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+@holds_run_locks
 def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", data_dir=None,
                    download: bool = True, max_epochs_now: int | None = None, progress: bool = True,
                    compile=False, time_budget_s: float | None = None, use_committed: bool = True,
@@ -268,8 +270,10 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                                ckpt["train_seconds"], d, ckpt["device"], ds.stamp(), d / T.WEIGHTS)
     if allow_training is None:
         allow_training = not committed
-    if not allow_training and not _finished(ckpt_path, cfg["epochs"]):
+    if not allow_training and epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
         raise T.missing_teacher_error(arch, profile, seed)
+    if epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
+        lock_run_folder(rdir)  # one writer; a finished run is read without it and nothing is written
 
     torch.manual_seed(seed)
     model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
@@ -294,7 +298,8 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         sched.load_state_dict(ckpt["scheduler"])
         start, metrics, seconds = ckpt["epoch"], ckpt["metrics"], ckpt["train_seconds"]
         trained_on = ckpt["device"] if start >= cfg["epochs"] else trained_on
-    write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
+    if start < cfg["epochs"]:
+        write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
 
     end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     if progress and start >= cfg["epochs"]:
@@ -334,10 +339,6 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     final_acc = metrics[-1]["test_acc"] if done else float("nan")
     model.eval()
     return BaselineRun(model, cfg, metrics, final_acc, seconds, rdir, trained_on, ds.stamp(), ckpt_path)
-
-
-def _finished(ckpt_path: Path, epochs: int) -> bool:
-    return ckpt_path.exists() and load_checkpoint(ckpt_path).get("epoch", 0) >= epochs
 
 
 def load_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = "auto", **overrides):

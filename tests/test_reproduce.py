@@ -1,0 +1,71 @@
+"""`reproduce`: a failing notebook is one line naming it and its cell; no temporary copy is left behind."""
+import json
+import os
+
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+import paper_repro.reproduce as R
+from paper_repro.storage import process_start_time
+
+
+def _notebook(path):
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["x = 1"], "metadata": {},
+                                           "outputs": [], "execution_count": None}],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+@pytest.fixture
+def notebooks(tmp_path, monkeypatch):
+    """notebooks/ with 01_ok and 02_fails, papermill replaced by a stand-in that writes the output as it goes
+    and fails in 02's third cell."""
+    nb = tmp_path / "notebooks"
+    nb.mkdir()
+    for name in ("01_ok", "02_fails"):
+        _notebook(nb / f"{name}.ipynb")
+    monkeypatch.setattr(R, "NOTEBOOKS", nb)
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    monkeypatch.setattr(R, "write_index", lambda profile: None)
+    for var in ("PAPER_REPRO_PROFILE", "PAPER_REPRO_NOTEBOOK"):  # run_notebooks sets them; restored after
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+
+    def execute(src, out, **kw):
+        with open(out, "w") as f:
+            f.write("{}")  # papermill writes the output notebook cell by cell
+        if "02_fails" in src:
+            raise PapermillExecutionError(cell_index=2, exec_count=3, source="1 / 0", ename="ZeroDivisionError",
+                                          evalue="division by zero", traceback=["Traceback ...", "1 / 0"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    return nb / "executed" / "smoke"
+
+
+def test_a_failing_notebook_is_one_line_and_leaves_no_temporary(notebooks, capsys):
+    from paper_repro.__main__ import main
+
+    notebooks.mkdir(parents=True)
+    old = process_start_time() - 600
+    stale, foreign = notebooks / ".05_old.ipynb.tmp.ipynb", notebooks / "mine.tmp.ipynb"
+    for p in (stale, foreign):
+        p.write_text("{}")
+        os.utime(p, (old, old))
+    assert main(["reproduce", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: notebooks/02_fails.ipynb: cell 3 (index 2) failed: ZeroDivisionError: "
+                                "division by zero (the traceback: rerun with --debug)"]
+    assert sorted(p.name for p in notebooks.iterdir()) == [".lock", "01_ok.ipynb", "mine.tmp.ipynb"]
+    with pytest.raises(R.NotebookError) as e:
+        main(["reproduce", "--profile", "smoke", "--debug"])
+    assert isinstance(e.value.__cause__, PapermillExecutionError)
+    assert not (notebooks / ".02_fails.ipynb.tmp.ipynb").exists()
+
+
+def test_one_reproduce_per_profile_at_a_time(notebooks):
+    from paper_repro.runlock import RunLockedError, run_lock
+
+    with run_lock(notebooks):
+        with pytest.raises(RunLockedError, match=f"{notebooks}: another process \\(pid {os.getpid()}\\)"):
+            R.run_notebooks("smoke", ["01_ok"])
+    R.run_notebooks("smoke", ["01_ok"])
+    assert (notebooks / "01_ok.ipynb").exists()
