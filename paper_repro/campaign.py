@@ -9,11 +9,11 @@ run's small files are copied to results/paper/runs/, where notebook 02 reads the
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from .method import prune_train
+from .storage import write_bytes
 from .tables import PAPER_RUNS
 from .train import train_baseline
 
@@ -34,7 +34,7 @@ def record_run(run_dir, kind: str, dest=PAPER_RUNS) -> Path:
     out = Path(dest) / ("baselines" if kind == "baselines" else "") / run_dir.name
     out.mkdir(parents=True, exist_ok=True)
     for name in RECORD_FILES[kind]:
-        shutil.copy2(run_dir / name, out / name)  # config/metrics are rewritten atomically by the run: whole files
+        write_bytes(out / name, (run_dir / name).read_bytes())  # atomic: a reader never sees half a record
     return out
 
 

@@ -116,16 +116,13 @@ def modified_data_allowed(allow: bool | None = None) -> bool:
 
 
 def _missing_message(name: str, root: Path, reason: str) -> str:
+    """One line (the CLI prints it as `error: ...`): what is missing, then the three ways to get it."""
     folder = root / _FOLDER[name]
-    return (
-        f"{name}: no data in {folder} ({reason}).\n"
-        "Get the data in one of these ways:\n"
-        f"  1. with internet: rerun with download allowed (the default), or\n"
-        f"     python -c \"import torchvision; torchvision.datasets.{'CIFAR10' if name == 'cifar10' else 'CIFAR100'}('{root}', download=True)\"\n"
-        f"  2. point to an existing copy: set {ENV_DATA_DIR}=/path/containing/{_FOLDER[name]} or pass data_dir=...\n"
-        "  3. offline on the project machines: python ../shared/data/prepare_cifar10.py data/\n"
-        "     (a partly JPEG re-encoded copy: results on it are labelled dataset_official=False)"
-    )
+    tv = "CIFAR10" if name == "cifar10" else "CIFAR100"
+    return (f"{name}: no data in {folder} ({reason}). Get it: with internet, rerun with download allowed (the "
+            f"default) or torchvision.datasets.{tv}('{root}', download=True); or set {ENV_DATA_DIR} to a folder "
+            f"holding {_FOLDER[name]}; or, offline on the project machines, python ../shared/data/prepare_cifar10.py "
+            "data/ (a partly JPEG re-encoded copy, stamped dataset_official=False)")
 
 
 def _unknown_message(name: str, folder: Path, md5s: dict, closest: str, differ: list[str]) -> str:

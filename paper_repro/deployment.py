@@ -126,18 +126,22 @@ def onnx_diff(model: torch.nn.Module, path, x: torch.Tensor, expected: torch.Ten
     return (torch.from_numpy(y) - expected).abs().max().item()
 
 
-def export_rows(arch: str, run, x: torch.Tensor) -> list[dict]:
-    """The run's pruned.pt2 and a fresh pruned.onnx (both in its run folder) vs its best pruned student,
-    compared in fp32 on the CPU, the device the exported programs are made for."""
+def export_rows(arch: str, run, x: torch.Tensor, onnx_dir=None) -> list[dict]:
+    """The run's pruned.pt2 and a fresh pruned.onnx vs its best pruned student, compared in fp32 on the CPU, the
+    device the exported programs are made for. The ONNX file goes to `onnx_dir` (default: a temporary folder),
+    never into the run folder: a finished run is read, not written (a read-only cache serves it)."""
     model = copy.deepcopy(run.pruned[run.summary["best_student"]]).cpu().float().eval()
     x = x.cpu().float().contiguous()
     with torch.no_grad():
         expected = model(x)
-    pt2, onnx = Path(run.run_dir) / "pruned.pt2", Path(run.run_dir) / "pruned.onnx"
+    pt2 = Path(run.run_dir) / "pruned.pt2"
     pt2_diff = pt2_diff_in_fresh_process(pt2, x, expected)
-    onnx_gap = onnx_diff(model, onnx, x, expected)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(onnx_dir or tmp) / f"{arch}-pruned.onnx"
+        onnx_gap = onnx_diff(model, onnx, x, expected)
+        onnx_bytes = onnx.stat().st_size
     scale = expected.abs().max().item()  # float rounding grows with the logits: read the diff against it
     return [dict(arch=arch, format="torch.export .pt2 (fresh process, no paper_repro)", max_abs_diff=pt2_diff,
                  logit_scale=scale, file_bytes=pt2.stat().st_size),
             dict(arch=arch, format="ONNX (onnxruntime, CPU)", max_abs_diff=onnx_gap, logit_scale=scale,
-                 file_bytes=onnx.stat().st_size)]
+                 file_bytes=onnx_bytes)]

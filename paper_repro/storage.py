@@ -106,6 +106,10 @@ def remove_stale_temps(folder) -> list[Path]:
     return removed
 
 
+def write_bytes(path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
 def write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 

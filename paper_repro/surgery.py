@@ -147,12 +147,15 @@ def save_pruned(model: nn.Module, arch: str, num_classes: int, width: float, out
     return paths
 
 
+PRUNED_REMEDY = "Pass a pruned_state.pt written by a finished prune run (runs/prune/<run>/), or its folder."
+
+
 def load_pruned(path) -> nn.Module:
     """Rebuild a pruned model (eval mode) from pruned_state.pt, or from the folder holding it."""
     path = Path(path)
     if path.is_dir():
         path = path / "pruned_state.pt"
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, remedy=PRUNED_REMEDY)  # a file the user points to: theirs, never "delete it"
     return _rebuild(ckpt["arch"], ckpt["num_classes"], ckpt["width"], ckpt["widths"], ckpt["state_dict"], path)
 
 

@@ -25,6 +25,7 @@ def test_train_missing_data_is_one_clear_message(tmp_path):
     r = _cli("train", "resnet20", "--profile", "cpu", "--data-dir", str(tmp_path), "--no-download")
     assert r.returncode == 2
     assert "prepare_cifar10.py" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # one `error:` line, the three ways in it
 
 
 def test_prune_bad_input_is_one_line_before_training(tmp_path):

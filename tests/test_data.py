@@ -120,6 +120,7 @@ def test_missing_data_offline_gives_the_three_ways(tmp_path, monkeypatch):
         D.load_cifar("cifar10", tmp_path / "empty")
     msg = str(e.value)
     assert "download failed" in msg and D.ENV_DATA_DIR in msg and "prepare_cifar10.py" in msg
+    assert "\n" not in msg  # printed as one `error:` line
     with pytest.raises(D.DataNotFoundError, match="download=False"):
         D.load_cifar("cifar10", tmp_path / "empty", download=False)
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from paper_repro.models import MODELS, build_model
+from paper_repro.storage import CheckpointError
 from paper_repro.surgery import dead_masks, export_onnx, load_pruned, mask_model, prune_model, save_pruned
 
 WIDTH, NUM_CLASSES, TOL = 0.25, 10, 1e-4
@@ -218,3 +219,12 @@ def test_onnx_matches_in_onnxruntime(tmp_path):
     with torch.no_grad():
         diff = (torch.from_numpy(y) - pruned(x)).abs().max().item()
     assert diff <= TOL, diff
+
+
+def test_load_pruned_bad_file_never_says_delete(tmp_path):
+    # The user's file: a wrong or missing one is named, with what to pass instead, and never "delete it".
+    (tmp_path / "pruned_state.pt").write_bytes(b"not a checkpoint")
+    for path in (tmp_path, tmp_path / "absent.pt"):
+        with pytest.raises(CheckpointError) as e:
+            load_pruned(path)
+        assert "pruned_state.pt" in str(e.value) and "delete" not in str(e.value).lower()
