@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from .config import ENV_PROFILE, check_profile
-from .provenance import ROOT
-from .report import ENV_NOTEBOOK, ENV_OUTPUTS, write_index
+from .navigation import INDEX, record_runtime, runs_snapshot
+from .provenance import ROOT, git_commit
+from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index
 from .runlock import run_lock
 from .storage import write_text
 from .train import ENV_PROGRESS
@@ -38,6 +39,8 @@ def failure_line(nb: Path, e) -> str:
 
 def notebook_paths(names=None) -> list[Path]:
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    # The index (00) summarises what the others wrote (verdicts, runtimes): it runs last.
+    paths = [p for p in paths if p.stem != INDEX] + [p for p in paths if p.stem == INDEX]
     if names:
         valid = {p.stem: p for p in paths}
         bad = [n for n in names if Path(n).stem not in valid]
@@ -56,6 +59,10 @@ def inputs_hash(nb_path: Path, profile: str) -> str:
     for src in sorted((ROOT / "paper_repro").rglob("*.py")):
         h.update(src.relative_to(ROOT).as_posix().encode())
         h.update(src.read_bytes())
+    if nb_path.stem == INDEX:  # its inputs are the other notebooks' outputs
+        res = committed_dirs(profile)[0]
+        for name in ("verdicts.csv", "outputs.json"):
+            h.update((res / name).read_bytes() if (res / name).exists() else b"")
     return h.hexdigest()
 
 
@@ -87,6 +94,7 @@ def _run(paths, profile, out_dir, force):
         os.environ[ENV_OUTPUTS] = "committed"
         os.environ[ENV_PROGRESS] = "0"  # the executed copies carry no progress bars (stderr renders like errors)
         tmp = out.with_name(f".{out.name}.tmp.ipynb")  # an interrupted run never leaves a half-executed copy
+        before = runs_snapshot()
         try:
             pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
                                 cwd=str(NOTEBOOKS), progress_bar=False)
@@ -96,4 +104,6 @@ def _run(paths, profile, out_dir, force):
         finally:
             tmp.unlink(missing_ok=True)
         write_text(stamp, digest)
-        print(f"[reproduce] {nb.name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds, trained = time.perf_counter() - t0, runs_snapshot() != before
+        record_runtime(profile, nb.stem, seconds, trained, git_commit())
+        print(f"[reproduce] {nb.name}: done in {seconds:.0f} s ({'cold' if trained else 'cached'})", flush=True)

@@ -60,15 +60,17 @@ class Verdict:
     verdict: str
     notebook: str
     figure: str = ""
+    noise_source: str = ""  # how σ was measured: "seeds 0, 1, 2", "test-set sampling (one seed)", "exact"
 
     def row(self) -> dict:
         return asdict(self)
 
 
 def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
-            noise: float, notebook: str, figure: str = "") -> Verdict:
+            noise: float, notebook: str, figure: str = "", noise_source: str = "") -> Verdict:
     return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
-                   direction, float(noise), judge(value, threshold, direction, noise), notebook, figure)
+                   direction, float(noise), judge(value, threshold, direction, noise), notebook, figure,
+                   noise_source or ("exact" if not noise else ""))
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -78,18 +80,18 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
         spread = f" ± {K_SIGMA * v.noise:.2f}" if v.noise else ""
         shown = f"{v.value:+.2f}{spread}" if v.value is not None else "—"
         rows.append({"claim": v.claim, "source": v.source, "measured": f"{v.measured}: {shown}",
-                     "test": f"{v.direction} {v.threshold:g}", "verdict": v.verdict,
+                     "test": f"{v.direction} {v.threshold:g}", "noise": v.noise_source, "verdict": v.verdict,
                      "where": f"{v.notebook}" + (f", figure {v.figure}" if v.figure else "")})
     return pd.DataFrame(rows)
 
 
 def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[Verdict]) -> pd.DataFrame:
     """`existing` with `notebook`'s rows replaced by `verdicts` (other notebooks' rows kept, in their order)."""
-    new = pd.DataFrame([v.row() for v in verdicts])
-    if existing is None or existing.empty:
-        return new
-    kept = existing[existing["notebook"] != notebook]
-    return pd.concat([kept, new], ignore_index=True)
+    new = pd.DataFrame([v.row() for v in verdicts], columns=list(Verdict.__dataclass_fields__))
+    kept = None if existing is None or existing.empty else existing[existing["notebook"] != notebook]
+    rows = ([] if kept is None else kept.to_dict("records")) + new.to_dict("records")
+    merged = pd.DataFrame(rows, columns=list(dict.fromkeys([*(() if kept is None else kept.columns), *new.columns])))
+    return merged.sort_values("notebook", kind="stable", ignore_index=True)  # notebook order, whoever ran last
 
 
 def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict) -> pd.DataFrame:
@@ -97,7 +99,7 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
     from .report import output_dirs, write_table
 
     path = output_dirs(profile)[0] / "verdicts.csv"
-    existing = pd.read_csv(path) if path.exists() else None
+    existing = _read_csv(path) if path.exists() else None
     table = merge_verdicts(existing, notebook, verdicts)
     for k, v in stamp.items():  # this notebook's rows carry its stamp; the others keep theirs
         if k not in table.columns:
@@ -109,3 +111,28 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
                       "not testable: not measured at this profile. σ: standard deviation over seeds (√2σ for a "
                       "difference of two arms); 0 for deterministic quantities.")
     return verdict_table(verdicts)
+
+
+def read_verdicts(profile: str) -> list[Verdict]:
+    """Every notebook's verdicts, as the last `make reproduce` (or interactive run) wrote them."""
+    from .report import output_dirs
+
+    path = output_dirs(profile)[0] / "verdicts.csv"
+    if not path.exists():
+        return []
+    fields = list(Verdict.__dataclass_fields__)
+    out = []
+    for r in _read_csv(path).to_dict("records"):
+        v = {k: r.get(k) for k in fields}
+        v["value"] = None if pd.isna(v["value"]) else float(v["value"])
+        out.append(Verdict(**v))
+    return out
+
+
+TEXT_FIELDS = ("claim_id", "claim", "source", "measured", "direction", "verdict", "notebook", "figure",
+               "noise_source")
+
+
+def _read_csv(path) -> pd.DataFrame:
+    """verdicts.csv with its text columns as text ("06" stays "06", an empty figure stays "")."""
+    return pd.read_csv(path, dtype={k: str for k in TEXT_FIELDS}, keep_default_na=False, na_values={"value": [""]})

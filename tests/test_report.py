@@ -59,3 +59,12 @@ def test_figures_are_vector_and_300_dpi_and_at_most_7_inches(monkeypatch, tmp_pa
     except ValueError as e:
         assert "at most 7" in str(e)
     plt.close("all")
+
+
+def test_published_rows_carry_no_stamp_of_ours(monkeypatch, tmp_path):
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
+    df = pd.DataFrame([dict(source="paper, reported", acc=None), dict(source="ours", acc=0.9)])
+    out = R.write_table(df, "main", "cpu", STAMP, published=df["source"].str.startswith("paper"))
+    back = pd.read_csv(out)
+    assert back["profile"].isna().tolist() == [True, False] and back.loc[1, "device"] == "cpu"

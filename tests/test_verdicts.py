@@ -43,7 +43,7 @@ def test_a_notebook_replaces_only_its_own_rows():
     table = V.merge_verdicts(table, "03_ablation_losses", [b])
     a2 = V.verdict("x", "claim x", "paper", "Δ", -1.0, 0.0, ">", 0.1, "02_method")
     table = V.merge_verdicts(table, "02_method", [a2])
-    assert list(table["claim_id"]) == ["y", "x"] and table.set_index("claim_id").loc["x", "verdict"] == V.CONTRADICTED
+    assert list(table["claim_id"]) == ["x", "y"] and table.set_index("claim_id").loc["x", "verdict"] == V.CONTRADICTED  # notebook order
     shown = V.verdict_table([a, b])
     assert list(shown["verdict"]) == [V.SUPPORTED, V.INCONCLUSIVE] and "± 0.20" in shown["measured"].iloc[0]
 

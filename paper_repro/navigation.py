@@ -1,0 +1,141 @@
+"""Getting around the notebooks: links between them, and how long each took in the last `make reproduce`.
+
+Every notebook opens with a navigation line (`nav_markdown`; a test keeps each notebook's copy equal to it) and
+states its measured runtime (`runtime_note`). `reproduce` records the runtimes (`record_runtime`): "cold" when
+the notebook trained something (a file under runs/ was written), "cached" when it only read finished runs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from .provenance import ROOT
+from .storage import write_text
+
+NOTEBOOKS = ROOT / "notebooks"
+INDEX = "00_index"
+RUNTIME_FIELDS = ("notebook", "kind", "seconds", "when", "commit")
+
+
+def notebook_names() -> list[str]:
+    """The numbered notebooks in reading order, the index first."""
+    return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def title(name: str) -> str:
+    """The notebook's first heading, without its '#'."""
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":
+            for line in "".join(c["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return name
+
+
+def nav_markdown(name: str, profile: str = "cpu") -> str:
+    """The navigation line at the top of notebook `name`: previous, index, next, and its executed copy."""
+    names = notebook_names()
+    if name not in names:
+        raise ValueError(f"name: unknown notebook {name!r}; valid: {', '.join(names)}")
+    i = names.index(name)
+    parts = []
+    if i > 0:
+        parts.append(f"← [{names[i - 1]}]({names[i - 1]}.ipynb)")
+    if name != INDEX and (i == 0 or names[i - 1] != INDEX):
+        parts.append(f"[index]({INDEX}.ipynb)")
+    if i + 1 < len(names):
+        parts.append(f"[{names[i + 1]}]({names[i + 1]}.ipynb) →")
+    parts.append(f"[executed copy ({profile} profile)](executed/{profile}/{name}.ipynb)")
+    return " · ".join(parts)
+
+
+def _runtimes_path(profile: str) -> Path:
+    from .report import committed_dirs
+
+    return committed_dirs(profile)[0] / "notebook_runtimes.csv"
+
+
+def read_runtimes(profile: str) -> list[dict]:
+    path = _runtimes_path(profile)
+    if not path.exists():
+        return []
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def record_runtime(profile: str, name: str, seconds: float, trained: bool, commit: str) -> None:
+    """Keep the latest cold and the latest cached runtime of each notebook (a cold one replaces the older cold)."""
+    kind = "cold" if trained else "cached"
+    rows = [r for r in read_runtimes(profile) if not (r["notebook"] == name and r["kind"] == kind)]
+    rows.append(dict(notebook=name, kind=kind, seconds=f"{seconds:.0f}",
+                     when=time.strftime("%Y-%m-%d", time.gmtime()), commit=commit))
+    rows.sort(key=lambda r: (r["notebook"], r["kind"]))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RUNTIME_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(_runtimes_path(profile), buf.getvalue())
+
+
+def _human(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def runtime_text(name: str, profile: str) -> str:
+    """'Runtime (make reproduce, cpu profile): cold 41 min (2026-12-01), cached 14 s (2026-12-01).'"""
+    got = {r["kind"]: r for r in read_runtimes(profile) if r["notebook"] == name}
+    if not got:
+        return f"Runtime ({profile} profile): not measured yet (`make reproduce` records it)."
+    parts = [f"{k} {_human(float(got[k]['seconds']))} ({got[k]['when']})" for k in ("cold", "cached") if k in got]
+    return (f"Runtime in `make reproduce` ({profile} profile): " + ", ".join(parts)
+            + ". Cold: the notebook trained its runs; cached: it read them from runs/.")
+
+
+def runtime_note(name: str, profile: str) -> None:
+    """Show `runtime_text` as a line of markdown in the notebook."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(runtime_text(name, profile)))
+
+
+def runs_snapshot(runs=ROOT / "runs") -> dict:
+    """{file: mtime} of the files under runs/ (to tell whether a notebook trained anything)."""
+    runs = Path(runs)
+    if not runs.exists():
+        return {}
+    return {str(p): p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def index_markdown(profile: str) -> str:
+    """The notebooks in reading order: link, title, and their runtimes in the last `make reproduce`."""
+    times = {}
+    for r in read_runtimes(profile):
+        times.setdefault(r["notebook"], {})[r["kind"]] = _human(float(r["seconds"]))
+    lines = ["| notebook | what it answers | cold | cached |", "|---|---|---|---|"]
+    for name in notebook_names():
+        if name == INDEX:
+            continue
+        t = times.get(name, {})
+        lines.append(f"| [{name}]({name}.ipynb) | {title(name).split('·', 1)[-1].strip()} | {t.get('cold', '—')} | "
+                     f"{t.get('cached', '—')} |")
+    return "\n".join(lines)
+
+
+def figures_markdown(profile: str) -> str:
+    """Every figure `make reproduce` wrote, with its caption and the notebook that made it."""
+    from .report import committed_dirs
+
+    res, figs = committed_dirs(profile)
+    path = res / "outputs.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    lines = ["| figure | notebook | caption |", "|---|---|---|"]
+    for file, m in sorted(manifest.items(), key=lambda kv: (kv[1]["notebook"], kv[0])):
+        if m["kind"] != "figure":
+            continue
+        rel = Path("..") / (figs / file).relative_to(ROOT)  # from notebooks/
+        lines.append(f"| [{Path(file).stem}]({rel.as_posix()}) ([pdf]({rel.with_suffix('.pdf').as_posix()})) | "
+                     f"{m['notebook']} | {m.get('caption', '')} |")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Run-to-run noise: how much a result moves when only the seed changes.
+
+A verdict (verdicts.py) needs the noise σ of what it compares. We measure it by repeating one run with other
+seeds: the same teacher (seed 0's, the committed one on the cpu profile), the same settings, only the students'
+seed (data order, augmentation, their own views) changes. σ is the sample standard deviation over the seeds, in
+accuracy points. [chosen] An ablation notebook measures σ on its reference arm only and applies it to every arm
+(repeating every arm would multiply the cost by the number of seeds); the tables say so.
+
+With a single seed there is no run-to-run σ; the fallback is the test set's own sampling error,
+√(p(1-p)/n) for an accuracy p on n images, a lower bound of the true noise, labelled as such.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+# [chosen] Seeds per profile. smoke: two, so that the code path runs in the tests; cpu: three (the fewest that
+# give a standard deviation worth the name); paper: three.
+NOISE_SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
+
+
+def noise_seeds(profile: str) -> tuple[int, ...]:
+    if profile not in NOISE_SEEDS:
+        raise ValueError(f"profile: unknown profile {profile!r}; valid names: {', '.join(NOISE_SEEDS)}")
+    return NOISE_SEEDS[profile]
+
+
+@dataclass
+class Noise:
+    """σ of an accuracy (points), with what it was measured from."""
+    sd_points: float
+    source: str  # "seeds 0, 1, 2" or "test-set sampling (one seed)"
+    values_points: list[float] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"σ = {self.sd_points:.2f} pts ({self.source})"
+
+
+def sampling_sd_points(acc: float, n_images: int) -> float:
+    """Binomial standard error of an accuracy measured on `n_images` test images, in points."""
+    if not n_images or n_images <= 0:
+        raise ValueError(f"n_images: must be a positive number of test images, got {n_images!r}")
+    return 100.0 * math.sqrt(max(acc * (1.0 - acc), 0.0) / n_images)
+
+
+def from_values(accs: list[float], seeds, n_images: int) -> Noise:
+    """Noise from the accuracies (fractions) of one setting run with `seeds`; one value: sampling error."""
+    pts = [100.0 * a for a in accs]
+    if len(pts) >= 2:
+        return Noise(statistics.stdev(pts), "seeds " + ", ".join(str(s) for s in seeds), pts)
+    return Noise(sampling_sd_points(accs[0], n_images), "test-set sampling (one seed), a lower bound", pts)
+
+
+def method_noise(arch: str, target: str, profile: str, seeds=None, device: str = "auto", first=None,
+                 metric: str = "pruned_acc", **overrides) -> Noise:
+    """σ of `metric` (a summary field, an accuracy) of prune_train(arch, target, profile, seed, **overrides) over
+    `seeds` (default: the profile's). Every seed is taught by one teacher: `first`'s (a MethodRun the caller
+    already has, reused for its own seed), else the profile's seed-0 baseline. Runs are cached like any other,
+    so only the seeds not run before cost anything."""
+    from .method import prune_train
+    from .train import train_baseline
+
+    seeds = tuple(noise_seeds(profile) if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("seeds: at least one seed")
+    have = {} if first is None else {first.config["seed"]: first}
+    teacher = None if first is None else first.config.get("teacher_checkpoint")
+    if teacher is None:
+        teacher_seed = 0 if first is None else first.config["seed"]
+        teacher = str(train_baseline(arch, profile, teacher_seed, device=device, progress=False).checkpoint)
+    runs = [have.get(s) or prune_train(arch, target, profile, s, device=device, teacher=teacher, progress=False,
+                                       export=False, **overrides) for s in seeds]
+    return from_values([r.summary[metric] for r in runs], seeds, runs[0].summary.get("test_images") or 0)

@@ -1,0 +1,60 @@
+"""Tables for reading in a notebook: the result columns only, in percent, and nothing hidden behind `...`.
+
+The CSVs in results/ keep every column (provenance included); these are the views the notebooks show.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# Columns holding a fraction in [0, 1] that a reader wants in percent.
+FRACTION_COLUMNS = ("baseline_acc", "best_acc", "mean_acc", "test_acc", "final_acc", "acc_before_finetune",
+                    "acc_bn_recalibrated", "params_pruned", "flops_pruned", "pruned_acc", "pruned_acc_best",
+                    "pruned_acc_mean", "acc_trained", "acc_pruned", "trained_acc", "sparsity", "curve_acc",
+                    "dense_flops_pruned", "sparse_flops_pruned", "pruned_acc_all_mean")
+
+
+def show_all() -> None:
+    """Never abbreviate a table with `...` (pandas' default hides columns past 20 and long cells)."""
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_colwidth", 80)
+
+
+def percent(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{100 * float(x):.{digits}f}%"
+
+
+def target_status(target: str | None, met, params_pruned=None, flops_pruned=None) -> str:
+    """"met", or "missed (59.72%)" with the ratio reached of the target's kind ("flops=0.60" → FLOPs pruned)."""
+    if target is None or (isinstance(target, float) and math.isnan(target)) or met is None:
+        return "—"
+    if bool(met):
+        return "met"
+    kind = str(target).split("=")[0]
+    reached = {"params": params_pruned, "flops": flops_pruned}.get(kind)
+    return f"missed ({percent(reached)})" if reached is not None else "missed"
+
+
+def for_reading(df: pd.DataFrame, columns: list[str], rename: dict | None = None) -> pd.DataFrame:
+    """`columns` of `df` (those present, in that order), fractions as percent strings, `target_met` as
+    met / missed (x%), seconds rounded; the index hidden behind the first column."""
+    show_all()
+    out = pd.DataFrame(index=df.index)
+    for c in columns:
+        if c == "target_met" and "target_met" in df:
+            out["target_met"] = [target_status(t, m, p, f) for t, m, p, f in zip(
+                df.get("target", [None] * len(df)), df["target_met"], df.get("params_pruned", [None] * len(df)),
+                df.get("flops_pruned", [None] * len(df)))]
+        elif c not in df:
+            continue
+        elif c in FRACTION_COLUMNS:
+            out[c] = df[c].map(percent)
+        elif "seconds" in c:
+            out[c] = df[c].map(lambda v: "—" if v is None or v != v else f"{float(v):.1f}")
+        else:
+            out[c] = df[c]
+    return out.rename(columns=rename or {}).reset_index(drop=True)

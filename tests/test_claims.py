@@ -1,0 +1,103 @@
+"""The claims each notebook tests: verdicts computed from the tables, never typed by hand."""
+import math
+
+import pandas as pd
+import pytest
+
+from paper_repro import claims as C
+from paper_repro import noise as N
+from paper_repro import verdicts as V
+
+
+def test_noise_from_seeds_and_the_one_seed_fallback():
+    n = N.from_values([0.90, 0.92, 0.94], (0, 1, 2), 10000)
+    assert n.sd_points == pytest.approx(2.0) and n.source == "seeds 0, 1, 2" and n.values_points[0] == 90.0
+    one = N.from_values([0.9], (0,), 10000)
+    assert one.sd_points == pytest.approx(100 * math.sqrt(0.9 * 0.1 / 10000)) and "one seed" in one.source
+    with pytest.raises(ValueError, match="n_images"):
+        N.sampling_sd_points(0.5, 0)
+    with pytest.raises(ValueError, match="profile"):
+        N.noise_seeds("gpu")
+
+
+def _summary(acc, base, params, flops):
+    return dict(pruned_acc=acc, baseline_acc=base, params_pruned=params, flops_pruned=flops)
+
+
+def test_main_verdicts_judge_ratio_exactly_and_accuracy_within_noise():
+    noise = {a: N.Noise(0.2, "seeds 0, 1, 2") for a in C.PAPER_CLAIMS}
+    got = {v.claim_id: v for v in C.main_verdicts({
+        "vgg_small": _summary(0.905, 0.91, 0.935, 0.7),  # −0.5 ± 0.4: above −1 → supported
+        "resnet56": _summary(0.88, 0.91, 0.5, 0.59),  # FLOPs short of 60.33%; −3 points
+        "mobilenetv2": _summary(0.902, 0.91, 0.5, 0.70)}, noise, "02")}  # −0.8 ± 0.4 straddles −1
+    assert got["vgg_small_params_pruned"].verdict == V.SUPPORTED
+    assert got["vgg_small_accuracy_kept"].verdict == V.SUPPORTED
+    assert got["resnet56_flops_pruned"].verdict == V.CONTRADICTED
+    assert got["resnet56_accuracy_kept"].verdict == V.CONTRADICTED
+    assert got["mobilenetv2_accuracy_kept"].verdict == V.INCONCLUSIVE
+    assert got["resnet56_accuracy_kept"].noise_source == "seeds 0, 1, 2"
+    assert got["vgg_small_params_pruned"].noise_source == "exact"
+
+
+def _arms(accs: dict, met=True):
+    return pd.DataFrame([dict(arm=a, best_acc=v, target_met=met) for a, v in accs.items()])
+
+
+def test_a_gap_inside_the_noise_of_a_difference_is_inconclusive():
+    ours, kd = "KD + features + mutual (ours)", "KD only"
+    losses = _arms({kd: 0.900, "KD + features": 0.905, "KD + mutual": 0.93, ours: 0.95,
+                    "ours + labels (CE)": 0.94, "labelled KD (blog: α=0.7, τ=2)": 0.99})
+    got = {v.claim_id: v for v in C.loss_verdicts(losses, N.Noise(0.5, "seeds 0, 1"), "03")}
+    # +0.5 points with σ_diff = 0.71: inside ±2σ → never "supported"
+    assert got["features_add_to_kd"].verdict == V.INCONCLUSIVE
+    assert got["features_add_to_kd"].noise == pytest.approx(math.sqrt(2) * 0.5)
+    assert got["mutual_adds_to_kd"].verdict == V.SUPPORTED  # +3 ± 1.4
+    assert got["label_free_matches_labels"].verdict == V.SUPPORTED  # +1 ± 1.4 ≥ −1
+    assert got["label_free_matches_labelled_kd"].verdict == V.CONTRADICTED  # −4 points
+
+
+def test_an_arm_short_of_the_target_is_named_in_the_measurement():
+    t = pd.DataFrame([dict(arm="N = 1", students=1, best_acc=0.9, target_met=False),
+                      dict(arm="N = 2", students=2, best_acc=0.95, target_met=True)])
+    (v,) = C.students_verdicts(t, N.Noise(0.1, "seeds 0, 1"), "04")
+    assert "N = 1 short of the target" in v.measured and v.verdict == V.SUPPORTED
+
+
+def test_unknown_arm_is_a_clear_error():
+    with pytest.raises(ValueError, match="arm: no row 'KD \\+ features'; rows: x"):
+        C.loss_verdicts(_arms({"x": 0.5}), N.Noise(0.1, "s"), "03")
+
+
+def test_finetuning_gain_and_granularity_and_speedup():
+    sparsity = _arms({f"criterion={c}": 0.9 for c in ("taylor", "l1", "bn", "random")}
+                     | {f"selection={s}": 0.9 for s in ("dynamic", "static", "fixed")}
+                     | {"penalty=progressive": 0.9, "penalty=constant": 0.9})
+    ft = pd.DataFrame(dict(finetune_epochs=[0, 1, 2], best_acc=[0.80, 0.85, 0.86]))
+    got = {v.claim_id: v for v in C.sparsity_verdicts(sparsity, ft, N.Noise(0.2, "seeds 0, 1"), "05")}
+    assert got["taylor_beats_l1"].verdict == V.INCONCLUSIVE  # equal accuracies: never supported
+    assert got["no_finetuning_needed"].verdict == V.CONTRADICTED  # fine-tuning gains 6 points
+    gran = pd.DataFrame(dict(granularity=["fine", "fine", "filter", "filter"], sparsity=[0.0, 0.5, 0.0, 0.5],
+                             dense_flops_pruned=[0.0, 0.0, 0.0, 0.49]))
+    assert {v.claim_id: v.verdict for v in C.granularity_verdicts(gran, "06")} == {
+        "granularity_fine_dense_compute": V.SUPPORTED, "granularity_filter_dense_compute": V.SUPPORTED}
+    lat = pd.DataFrame(dict(arch=["mobilenetv2"], batch_size=[64], device=["cpu:2threads"], speedup=[1.8]))
+    (v,) = C.deployment_verdicts(lat, "08", scale="width 1.0")
+    assert v.verdict == V.CONTRADICTED and v.claim_id == "mobilenetv2_speedup_width_1.0"
+
+
+def test_verdicts_round_trip_through_the_csv(monkeypatch, tmp_path):
+    import paper_repro.report as R
+
+    monkeypatch.setattr(R, "output_dirs", lambda profile: (tmp_path, tmp_path))
+    monkeypatch.setattr(R, "_record", lambda *a, **k: None)
+    stamp = dict(profile="smoke", dataset="synthetic", dataset_official=False, dataset_fingerprint="f", seed=0,
+                 device="cpu", commit="c")
+    a = C.granularity_verdicts(pd.DataFrame(dict(granularity=["filter"], sparsity=[0.5],
+                                                 dense_flops_pruned=[0.4])), "06")
+    b = [V.verdict("x", "claim x", "src", "m", None, 0.0, ">", 0.0, "02")]  # not testable: no value
+    V.write_verdicts(a, "06", "smoke", stamp)
+    V.write_verdicts(b, "02", "smoke", stamp)
+    V.write_verdicts([], "05", "smoke", stamp)  # a notebook with no claim at this profile
+    back = V.read_verdicts("smoke")
+    assert [v.claim_id for v in back] == ["x", a[0].claim_id]  # in notebook order, whatever ran last
+    assert back[0].verdict == V.NOT_TESTABLE and back[0].value is None and back[1] == a[0]

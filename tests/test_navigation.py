@@ -1,0 +1,63 @@
+"""Every notebook links its neighbours and the index, states its runtime, and ends with its verdict."""
+import json
+
+import pandas as pd
+import pytest
+
+from paper_repro import navigation as NAV
+from paper_repro import reading as RD
+from paper_repro.reproduce import notebook_paths
+
+
+def _cells(name):
+    return json.loads((NAV.NOTEBOOKS / f"{name}.ipynb").read_text())["cells"]
+
+
+@pytest.mark.parametrize("name", NAV.notebook_names())
+def test_each_notebook_opens_with_its_navigation_line(name):
+    first = _cells(name)[0]
+    assert first["cell_type"] == "markdown" and "".join(first["source"]) == NAV.nav_markdown(name)
+
+
+@pytest.mark.parametrize("name", [n for n in NAV.notebook_names() if n != NAV.INDEX])
+def test_each_notebook_states_its_runtime_and_ends_with_a_generated_verdict(name):
+    code = [c for c in _cells(name) if c["cell_type"] == "code"]
+    assert any(f'runtime_note("{name}", profile)' in "".join(c["source"]) for c in code)
+    last = "".join(code[-1]["source"])
+    assert "verdict" in code[-1]["metadata"].get("tags", []) and f'write_verdicts(' in last and f'"{name}"' in last
+
+
+def test_the_index_runs_last():
+    assert notebook_paths()[-1].stem == NAV.INDEX and notebook_paths()[0].stem != NAV.INDEX
+
+
+def test_runtimes_keep_the_latest_cold_and_cached(monkeypatch, tmp_path):
+    monkeypatch.setattr(NAV, "_runtimes_path", lambda profile: tmp_path / "rt.csv")
+    assert "not measured yet" in NAV.runtime_text("02_method", "cpu")
+    NAV.record_runtime("cpu", "02_method", 3000, True, "c1")
+    NAV.record_runtime("cpu", "02_method", 12, False, "c1")
+    NAV.record_runtime("cpu", "02_method", 2400, True, "c2")  # replaces the older cold one
+    rows = NAV.read_runtimes("cpu")
+    assert [(r["kind"], r["seconds"]) for r in rows] == [("cached", "12"), ("cold", "2400")]
+    text = NAV.runtime_text("02_method", "cpu")
+    assert "cold 40 min" in text and "cached 12 s" in text
+    assert "| [02_method](02_method.ipynb) |" in NAV.index_markdown("cpu")
+
+
+def test_runs_snapshot_sees_a_new_or_rewritten_file(tmp_path):
+    before = NAV.runs_snapshot(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "state.pt").write_bytes(b"x")
+    assert NAV.runs_snapshot(tmp_path) != before
+
+
+def test_reading_tables_show_percent_and_met_or_missed():
+    df = pd.DataFrame([dict(arm="a", best_acc=0.91234, target="flops=0.60", target_met=False, flops_pruned=0.5972,
+                            params_pruned=0.5, seconds_per_epoch=12.345, commit="abc"),
+                       dict(arm="b", best_acc=float("nan"), target="params=0.93", target_met=True, flops_pruned=0.7,
+                            params_pruned=0.94, seconds_per_epoch=1.0, commit="abc")])
+    out = RD.for_reading(df, ["arm", "best_acc", "flops_pruned", "target_met", "seconds_per_epoch"])
+    assert list(out.columns) == ["arm", "best_acc", "flops_pruned", "target_met", "seconds_per_epoch"]
+    assert out.loc[0].tolist() == ["a", "91.23%", "59.72%", "missed (59.72%)", "12.3"]
+    assert out.loc[1, "best_acc"] == "—" and out.loc[1, "target_met"] == "met"
+    assert pd.get_option("display.max_columns") is None  # nothing hidden behind "..."
