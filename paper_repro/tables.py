@@ -103,7 +103,8 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     Ours: every <results_dir>/*.csv with the columns network, flops_pruned_pct and pruned_acc_best (e.g.
     main_table.csv), rows with a measured accuracy only, kind "ours, <profile> profile". Published: the CIFAR-10 rows of
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
-    against its own baseline: the budgets and data differ, so absolute accuracies are not comparable."""
+    against its own baseline: the budgets and data differ, so absolute accuracies are not comparable. `device`:
+    where our row was trained (None for published rows), for the figure's stamp."""
     from .ablation import SUBJECT
 
     rows = []
@@ -116,7 +117,7 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
             rows.append(dict(network=SUBJECT["arch"], flops_pruned_pct=100 * float(r["flops_pruned"]),
                              delta_acc_pts=100 * (r[acc_col] - r["baseline_acc"]),
                              kind=f"{kind}, {r['profile']} profile" if "profile" in t.columns else kind,
-                             source=f"{r['arm']} ({name})"))
+                             source=f"{r['arm']} ({name})", device=r.get("device")))
     for path in sorted(Path(results_dir).glob("*.csv")):
         t = pd.read_csv(path)
         if not set(OUR_COLUMNS) <= set(t.columns) or not ({"baseline_acc", "delta_acc"} & set(t.columns)):
@@ -130,12 +131,13 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
             # the kind says which, so a reader never takes one for the other.
             kind = f"ours, {r['profile']} profile" if "profile" in t.columns else "ours"
             rows.append(dict(network=r["network"], flops_pruned_pct=float(r["flops_pruned_pct"]), delta_acc_pts=d,
-                             kind=kind, source=f"ours ({path.stem})"))
+                             kind=kind, source=f"ours ({path.stem})", device=r.get("device")))
     ref = reference_rows("cifar10")
     for _, r in ref.iterrows():
         x, y = pd.to_numeric(r["flops_reduction_pct"], errors="coerce"), pd.to_numeric(r["delta_acc"], errors="coerce")
         if pd.notna(x) and pd.notna(y):
             rows.append(dict(network=r["network"], flops_pruned_pct=float(x), delta_acc_pts=float(y),
-                             kind="published", source=r["method"]))
-    return pd.DataFrame(rows, columns=["network", "flops_pruned_pct", "delta_acc_pts", "kind", "source"]).dropna(
+                             kind="published", source=r["method"], device=None))
+    return pd.DataFrame(rows, columns=["network", "flops_pruned_pct", "delta_acc_pts", "kind", "source",
+                                       "device"]).dropna(
         subset=["delta_acc_pts"]).reset_index(drop=True)
