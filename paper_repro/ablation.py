@@ -112,9 +112,11 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
     return rows
 
 
-def arms_figure(df, title: str, arm_col: str = "arm"):
-    """Two panels per arm: accuracy after removal (best and mean student, teacher dashed) and FLOPs pruned
-    (target dashed). An arm that missed the target is drawn hatched and labelled, never left out."""
+def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
+    """Two panels per arm: accuracy after removal (selected and mean student, teacher dashed) and FLOPs pruned
+    (target dashed). An arm that missed the target is drawn hatched and labelled, never left out. `noise` (a
+    noise.Noise): ±2σ error bars on the selected students' bars, the run-to-run noise measured on the reference
+    arm (arms whose bars overlap within them do not differ measurably)."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
@@ -131,9 +133,16 @@ def arms_figure(df, title: str, arm_col: str = "arm"):
         if bar.get_width() > 0:
             a1.annotate(f"{bar.get_width():.1f}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
                         xytext=(2, 0), textcoords="offset points", va="center", fontsize=7)
+    if noise is not None and a1.containers:
+        from .verdicts import K_SIGMA
+
+        bars = [b for b in a1.containers[0] if b.get_width() > 0]  # hue "best": the selected students
+        a1.errorbar([b.get_width() for b in bars], [b.get_y() + b.get_height() / 2 for b in bars],
+                    xerr=K_SIGMA * noise.sd_points, fmt="none", ecolor="0.15", elinewidth=1, capsize=2,
+                    label=f"±{K_SIGMA:g}σ ({noise.source})")
     a1.axvline(100 * df["baseline_acc"].iloc[0], ls="--", color="0.3", lw=1, label="teacher")
     a1.set(xlabel="test accuracy after removal (%)", ylabel="", title="accuracy")
-    a1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    a1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     d = df.assign(flops=100 * df["flops_pruned"], **{arm_col: df[arm_col].astype(str)})
     sns.barplot(data=d, y=arm_col, x="flops", order=order, ax=a2, orient="h", color="C2")
     for bar, (_, r) in zip(a2.patches, d.set_index(arm_col).loc[order].reset_index().iterrows()):

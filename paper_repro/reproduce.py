@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from . import headlines
 from .config import ENV_PROFILE, check_profile
 from .navigation import INDEX, record_runtime, runs_snapshot
 from .provenance import ROOT, git_commit
@@ -70,9 +71,14 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False) -> None
     check_profile(profile)
     out_dir = NOTEBOOKS / "executed" / profile
     paths = notebook_paths(names)
+    before = headlines.snapshot(committed_dirs(profile)[0])
     with run_lock(out_dir):  # also removes the temporary copies a killed run left there
         _run(paths, profile, out_dir, force)
     write_index(profile)
+    text = headlines.report(before, headlines.snapshot(committed_dirs(profile)[0]))
+    if text:  # how far this machine's numbers are from the committed ones, against the measured noise
+        print(text, end="", flush=True)
+        write_text(ROOT / "build" / profile / "reproduce_report.txt", text)
 
 
 def _run(paths, profile, out_dir, force):

@@ -69,3 +69,30 @@ def test_one_reproduce_per_profile_at_a_time(notebooks):
             R.run_notebooks("smoke", ["01_ok"])
     R.run_notebooks("smoke", ["01_ok"])
     assert (notebooks / "01_ok.ipynb").exists()
+
+
+def test_the_end_report_compares_headlines_against_the_noise(tmp_path):
+    import pandas as pd
+
+    from paper_repro import headlines as H
+
+    def write(folder, acc, flops, sigma):
+        folder.mkdir(exist_ok=True)
+        pd.DataFrame([dict(arch="resnet56", test_acc=0.9)]).to_csv(folder / "baselines.csv", index=False)
+        pd.DataFrame([dict(network="resnet56", source="paper, reported", pruned_acc_best=None, params_pruned_pct=53.6,
+                           flops_pruned_pct=60.3),
+                      dict(network="resnet56", source="ours (cpu profile)", pruned_acc_best=acc, params_pruned_pct=55.0,
+                           flops_pruned_pct=flops)]).to_csv(folder / "main_table.csv", index=False)
+        pd.DataFrame([dict(claim_id="resnet56_accuracy_kept", noise=sigma, noise_source="seeds 0, 1, 2")]).to_csv(
+            folder / "verdicts.csv", index=False)
+        return H.snapshot(folder)
+
+    before = write(tmp_path / "a", 0.880, 60.1, 0.3)
+    assert H.compare(before, before)["status"].eq("identical").all()
+    moved = H.compare(before, write(tmp_path / "b", 0.885, 60.4, 0.3)).set_index("number")["status"]
+    assert moved["selected student's accuracy, %"] == "within noise"  # 0.5 ≤ 2 × 0.3
+    assert moved["FLOPs pruned, %"] == "differs (exact quantity)" and moved["teacher test accuracy, %"] == "identical"
+    far = H.compare(before, write(tmp_path / "c", 0.870, 60.1, 0.3)).set_index("number")["status"]
+    assert far["selected student's accuracy, %"] == "outside noise"  # 1.0 > 0.6
+    assert "1 outside noise" in H.report(before, write(tmp_path / "d", 0.870, 60.1, 0.3))
+    assert H.report(H.snapshot(tmp_path / "empty"), before) == ""
