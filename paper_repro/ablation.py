@@ -122,24 +122,26 @@ def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
     import seaborn as sns
 
     order = list(dict.fromkeys(df[arm_col].astype(str)))
-    parts = [df.assign(student="best", acc=100 * df["best_acc"])]
+    parts = [df.assign(student="selected", acc=100 * df["best_acc"])]
     if (df["students"] > 1).any():  # with one student, best = mean
         parts.append(df.assign(student="mean", acc=100 * df["mean_acc"]))
     acc = pd.concat(parts).dropna(subset=["acc"])
     acc[arm_col] = acc[arm_col].astype(str)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(7, 0.4 * len(order) + 2.0), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
-    for bar in a1.patches:  # the values: on a short budget the arms differ by fractions of the bar
-        if bar.get_width() > 0:
-            a1.annotate(f"{bar.get_width():.1f}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                        xytext=(2, 0), textcoords="offset points", va="center", fontsize=7)
-    if noise is not None and a1.containers:
-        from .verdicts import K_SIGMA
+    from .verdicts import K_SIGMA
 
-        bars = [b for b in a1.containers[0] if b.get_width() > 0]  # hue "best": the selected students
-        a1.errorbar([b.get_width() for b in bars], [b.get_y() + b.get_height() / 2 for b in bars],
-                    xerr=K_SIGMA * noise.sd_points, fmt="none", ecolor="0.15", elinewidth=1, capsize=2,
+    bar_err = 0.0 if noise is None else K_SIGMA * noise.sd_points
+    selected = [b for b in (a1.containers[0] if a1.containers else []) if b.get_width() > 0]
+    if noise is not None and selected:
+        a1.errorbar([b.get_width() for b in selected], [b.get_y() + b.get_height() / 2 for b in selected],
+                    xerr=bar_err, fmt="none", ecolor="0.15", elinewidth=1, capsize=2,
                     label=f"±{K_SIGMA:g}σ ({noise.source})")
+    for bar in a1.patches:  # the values (past the error bar): on a short budget arms differ by fractions of it
+        if bar.get_width() > 0:
+            end = bar.get_width() + (bar_err if any(bar is b for b in selected) else 0.0)
+            a1.annotate(f"{bar.get_width():.1f}", (end, bar.get_y() + bar.get_height() / 2),
+                        xytext=(2, 0), textcoords="offset points", va="center", fontsize=7)
     a1.axvline(100 * df["baseline_acc"].iloc[0], ls="--", color="0.3", lw=1, label="teacher")
     a1.set(xlabel="test accuracy after removal (%)", ylabel="", title="accuracy")
     a1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)

@@ -106,15 +106,15 @@ def save_figure(fig, name: str, profile: str, stamp: dict, caption: str = "") ->
     return fig_dir / f"{name}.png"
 
 
-def publish_figure(fig, name: str, profile: str, stamp: dict, caption: str) -> Path:
-    """In a notebook: save the figure (save_figure), show it, and show its caption under it."""
+def publish_figure(fig, name: str, profile: str, stamp: dict, caption: str) -> None:
+    """In a notebook: save the figure (save_figure), show it, and show its caption under it. Returns nothing, so
+    that no path repr lands in the executed notebook."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
-    path = save_figure(fig, name, profile, stamp, caption)
+    save_figure(fig, name, profile, stamp, caption)
     plt.show()
     display(Markdown(f"**Figure `{name}`.** {caption}"))
-    return path
 
 
 def _manifest_path(profile: str) -> Path:
