@@ -36,7 +36,8 @@ def _print_json(obj) -> None:
 NUMBER_FLAGS = {"max_epochs_now": (1, True), "budget_minutes": (0, False), "epochs": (1, True),
                 "method_epochs": (1, True), "finetune_epochs": (0, True), "seed": (0, True), "threads": (1, True),
                 "students": (1, True), "num_classes": (1, True), "width": (0, False), "kd_weight": (0, True),
-                "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True)}
+                "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True),
+                "resolution": (1, True)}
 
 
 def _check_numbers(args) -> None:
@@ -51,17 +52,20 @@ def _check_numbers(args) -> None:
 
 
 def _count(args):
-    from .counting import count
-    from .models import build_model
+    from .counting import count, default_input_size
+    from .models import build_model, native
 
-    m = build_model(args.arch, args.num_classes, width=args.width)
-    out = {"arch": args.arch, "num_classes": args.num_classes, "width": args.width, **count(m),
-           "prunable_groups": len(m.channel_groups())}
+    # Defaults: the network's own dataset (CIFAR: 10 classes at 32x32; ResNet-50: ImageNet's 1000 at 224x224).
+    classes = args.num_classes or native(args.arch)["num_classes"]
+    m = build_model(args.arch, classes, width=args.width)
+    size = default_input_size(m, args.resolution)
+    out = {"arch": args.arch, "num_classes": classes, "width": args.width, "resolution": size[-1],
+           **count(m, size), "prunable_groups": len(m.channel_groups())}
     if args.json:
         _print_json(out)
     else:
-        print(f"{args.arch}: {out['params']:,} params, {out['macs']:,} MACs (conv+linear, 32x32, batch 1), "
-              f"{out['prunable_groups']} prunable channel groups")
+        print(f"{args.arch}: {out['params']:,} params, {out['macs']:,} MACs (conv+linear, {size[-1]}x{size[-1]}, "
+              f"batch 1), {out['prunable_groups']} prunable channel groups")
 
 
 BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
@@ -166,7 +170,8 @@ def main(argv=None):
 
     c = sub.add_parser("count", help="params and MACs of an architecture")
     c.add_argument("arch", choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
-    c.add_argument("--num-classes", type=int, default=10)
+    c.add_argument("--num-classes", type=int, default=None, help="default: the network's dataset's (10; resnet50: 1000)")
+    c.add_argument("--resolution", type=int, default=None, help="input height = width (default 32; resnet50: 224)")
     c.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = the paper's network)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=_count)
