@@ -11,6 +11,7 @@ import math
 import os
 import sys
 
+from .data import DATASETS
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
 
@@ -93,6 +94,17 @@ def _budget_s(minutes):
     return None if minutes is None else 60.0 * minutes
 
 
+def _dataset(args) -> dict:
+    """--dataset as settings: an imagefolder run also takes its number of classes from DIR/train."""
+    if args.dataset is None:
+        return {}
+    if args.dataset != "imagefolder":
+        return {"dataset": args.dataset}
+    from .imagefolder import count_classes
+
+    return {"dataset": "imagefolder", "num_classes": count_classes(args.data_dir)}
+
+
 def _train(args):
     from .train import train_baseline
 
@@ -100,7 +112,7 @@ def _train(args):
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
                        compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes),
-                       allow_training=True)
+                       allow_training=True, **_dataset(args))
     _print_json({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                  "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                  "run_dir": str(r.run_dir), **r.dataset_stamp})
@@ -131,6 +143,10 @@ def _prune(args):
                                           "feature_weight", "mutual_weight", "lambda_max", "epochs",
                                           "finetune_epochs", "kd_form", "student_views")}
     over["compile"] = _compile_mode(args.compile)
+    if args.dataset == "imagefolder" and args.teacher is None:  # the profile's own teacher is a CIFAR one
+        raise ValueError("--dataset imagefolder: pass --teacher CHECKPOINT, a baseline trained on the same folder "
+                         "(python -m paper_repro train ARCH --dataset imagefolder --data-dir DIR)")
+    over.update(_dataset(args))
     r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
                     max_epochs_now=args.max_epochs_now, time_budget_s=_budget_s(args.budget_minutes), **over)
@@ -181,7 +197,8 @@ def main(argv=None):
     t.add_argument("--profile", choices=PROFILES, default="cpu")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    t.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py (default $PAPER_REPRO_DATA or data/)")
+    t.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py, or DIR of --dataset imagefolder "
+                                                    "(default $PAPER_REPRO_DATA or data/)")
     t.add_argument("--no-download", action="store_true", help="never try to download the data")
     t.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")
@@ -236,7 +253,7 @@ def main(argv=None):
     pr.add_argument("--teacher", default=None, help="baseline checkpoint to start from (default: cached baseline)")
     pr.add_argument("--out", default=None, help="run folder (default runs/prune/...)")
     pr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    pr.add_argument("--data-dir", default=None)
+    pr.add_argument("--data-dir", default=None, help="as for train")
     pr.add_argument("--no-download", action="store_true")
     pr.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
     pr.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP + " (method epochs only)")
@@ -271,6 +288,10 @@ def main(argv=None):
     r.add_argument("notebooks", nargs="*", help="notebook names (default: all in notebooks/)")
     r.set_defaults(fn=_reproduce)
 
+    for sp in (t, pr):
+        sp.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="default: the profile's; imagefolder: DIR/train/<class>/<image> and DIR/val/... of "
+                             "--data-dir, ImageNet augmentation at 224x224 (docs/imagenet.md)")
     for sp in (c, t, pr, cp, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
