@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import Batches, Dataset, DataNotFoundError, Split, default_data_dir
+
 CROP, RESIZE = 224, 256
 ENV_WORKERS = "PAPER_REPRO_WORKERS"  # DataLoader workers (default: one per core, at most 8)
 
@@ -41,8 +43,6 @@ class FileImages:
 
 def _check_folder(folder: Path, root: Path) -> None:
     if not folder.is_dir():
-        from .data import DataNotFoundError
-
         raise DataNotFoundError(f"imagefolder: {folder} not found (expected {root}/train/<class>/<image> and "
                                 f"{root}/val/<class>/<image>; pass --data-dir DIR)")
 
@@ -68,8 +68,6 @@ def load_imagefolder(data_dir=None):
     """The dataset at `data_dir` (default: $PAPER_REPRO_DATA/imagenet or data/imagenet) as a data.Dataset whose
     splits hold paths. Not checked against a known copy (there is no md5 list to check ImageNet against): its
     results say dataset_official=False and carry a fingerprint of the file names and sizes."""
-    from .data import Dataset, Split, default_data_dir
-
     root = Path(data_dir) if data_dir is not None else default_data_dir() / "imagenet"
     for part in ("train", "val"):
         _check_folder(root / part, root)
@@ -85,8 +83,6 @@ def load_imagefolder(data_dir=None):
 
 def count_classes(data_dir=None) -> int:
     """Number of class folders in DIR/train (what the CLI passes as num_classes)."""
-    from .data import default_data_dir
-
     root = Path(data_dir) if data_dir is not None else default_data_dir() / "imagenet"
     _check_folder(root / "train", root)
     return len(_samples(root / "train")[0])
@@ -130,29 +126,13 @@ def _workers() -> int:
     return int(value)
 
 
-class FolderBatches:
-    """`data.Batches` for a split of files: (normalised float images on the labels' device, labels) batches.
+class FolderBatches(Batches):
+    """`data.Batches` for a split of files: (normalised float images on the split's device, labels) batches.
     train=True: reshuffled per (seed, epoch), augmented; views=V > 1: V independent crops of each image."""
 
-    def __init__(self, split, batch_size: int, mean, std, train: bool, seed: int = 0, drop_last: bool | None = None,
-                 channels_last: bool = False, views: int = 1):
-        if not (isinstance(views, int) and views >= 1) or (views > 1 and not train):
-            raise ValueError(f"views: must be an integer >= 1 (and 1 for evaluation), got {views!r}")
-        self.split, self.batch_size, self.train, self.seed, self.views = split, batch_size, train, seed, views
-        self.drop_last = train if drop_last is None else drop_last
-        dev = split.y.device
-        self.mean = torch.tensor(mean, device=dev).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, device=dev).view(1, 3, 1, 1) * 255
-        self.channels_last, self.epoch = channels_last, 0
-        self._decode = _Decode(split.x.paths, train)
-
-    def __len__(self):
-        n = len(self.split.y)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-        return self
+    def __init__(self, split, *args, **kwargs):
+        super().__init__(split, *args, **kwargs)
+        self._decode = _Decode(split.x.paths, self.train)
 
     def _items(self) -> list[list[tuple[int, int]]]:
         """Per batch, the (image, crop seed) items: view v of all the batch's images, then view v + 1."""
@@ -176,8 +156,5 @@ class FolderBatches:
         dev = self.split.y.device
         for items, x in zip(batches, loader):
             idx = torch.tensor([i for i, _ in items[:len(items) // self.views]], device=dev)
-            x = (x.to(dev, non_blocking=True).float() - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            xs = x.chunk(self.views)
+            xs = self._normalise(x.to(dev, non_blocking=True)).chunk(self.views)
             yield (xs[0] if self.views == 1 else list(xs)), self.split.y[idx]
