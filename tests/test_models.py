@@ -14,7 +14,7 @@ EXPECTED = {
     "mobilenetv2": (2_236_682, 265_691_648),
 }
 GROUPS = {"vgg_small": 13, "vgg_small_lq": 6, "resnet20": 9, "resnet32": 15, "resnet56": 27, "resnet110": 54,
-          "mobilenetv2": 17, "resnet50": 32}
+          "mobilenetv2": 17, "resnet50": 32, "tv_resnet18": 8}
 
 
 @pytest.mark.parametrize("arch", list(EXPECTED))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .derive import tv_resnet18
 from .groups import ChannelGroup
 from .mobilenetv2 import mobilenetv2
 from .resnet import resnet20, resnet32, resnet56, resnet110
@@ -19,6 +20,7 @@ MODELS = {
     "resnet110": resnet110,
     "mobilenetv2": mobilenetv2,
     "resnet50": resnet50,
+    "tv_resnet18": tv_resnet18,  # torchvision's, groups derived from its graph (models/derive.py)
 }
 # Input size and classes a network is counted at when nothing else is said (the CIFAR convention otherwise).
 NATIVE = {"resnet50": dict(resolution=_r50.RESOLUTION, num_classes=_r50.NUM_CLASSES)}
