@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,reproduce} ...
+"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,arms,arm,reproduce} ...
 
 Every failure is one `error: ...` line and exit code 2 (bad input, missing or damaged data, a bad checkpoint,
 an unwritable folder, a run folder in use, a failed notebook); --debug or PAPER_REPRO_DEBUG=1 shows the traceback.
@@ -170,6 +170,19 @@ def _campaign(args):
         _print_json(row)
 
 
+def _arms(args):
+    from .arms import commands
+
+    print("\n".join(commands(args.profile, args.seed, teachers=args.teachers)))
+
+
+def _arm(args):
+    from .arms import run
+
+    _set_threads(args.threads)
+    _print_json(run(args.name, args.profile, args.seed, args.device))
+
+
 def _reproduce(args):
     from .reproduce import run_notebooks
 
@@ -282,6 +295,21 @@ def main(argv=None):
     cp.add_argument("--no-record", action="store_true", help="do not copy finished runs anywhere")
     cp.set_defaults(fn=_campaign)
 
+    ar = sub.add_parser("arms", help="print every training run of notebooks 02-07 as one command per line (to run "
+                                     "them in parallel; docs/cli.md)")
+    ar.add_argument("--profile", choices=PROFILES, default="cpu")
+    ar.add_argument("--seed", type=int, default=0)
+    ar.add_argument("--teachers", action="store_true", help="print the teachers' train commands instead (run first)")
+    ar.set_defaults(fn=_arms)
+
+    a1 = sub.add_parser("arm", help="train (or load) one run printed by `arms`, as its notebook would")
+    a1.add_argument("name", help="an arm name printed by `arms`")
+    a1.add_argument("--profile", choices=PROFILES, default="cpu")
+    a1.add_argument("--seed", type=int, default=0)
+    a1.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    a1.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    a1.set_defaults(fn=_arm)
+
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--force", action="store_true", help="rerun even if the inputs did not change")
@@ -292,10 +320,10 @@ def main(argv=None):
         sp.add_argument("--dataset", choices=DATASETS, default=None,
                         help="default: the profile's; imagefolder: DIR/train/<class>/<image> and DIR/val/... of "
                              "--data-dir, ImageNet augmentation at 224x224 (docs/imagenet.md)")
-    for sp in (c, t, pr, cp, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
+    for sp in (c, t, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
-    for sp in (t, pr, cp, r):
+    for sp in (t, pr, cp, a1, r):
         sp.add_argument("--allow-modified-data", action="store_true",
                         help=f"run on a data copy that matches no known copy (or {ALLOW_ENV}=1); its results say "
                              "dataset_official=False and carry its fingerprint")
