@@ -173,7 +173,10 @@ def _campaign(args):
 def _arms(args):
     from .arms import commands
 
-    print("\n".join(commands(args.profile, args.seed, teachers=args.teachers)))
+    try:
+        print("\n".join(commands(args.profile, args.seed, teachers=args.teachers)), flush=True)
+    except BrokenPipeError:  # `arms | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _arm(args):
@@ -199,7 +202,8 @@ def main(argv=None):
 
     c = sub.add_parser("count", help="params and MACs of an architecture")
     c.add_argument("arch", choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
-    c.add_argument("--num-classes", type=int, default=None, help="default: the network's dataset's (10; resnet50: 1000)")
+    c.add_argument("--num-classes", type=int, default=None,
+                   help="default: the network's own dataset's (10; resnet50: 1000)")
     c.add_argument("--resolution", type=int, default=None, help="input height = width (default 32; resnet50: 224)")
     c.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = the paper's network)")
     c.add_argument("--json", action="store_true")
@@ -210,8 +214,9 @@ def main(argv=None):
     t.add_argument("--profile", choices=PROFILES, default="cpu")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    t.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py, or DIR of --dataset imagefolder "
-                                                    "(default $PAPER_REPRO_DATA or data/)")
+    t.add_argument("--data-dir", default=None,
+                   help="folder holding cifar-10-batches-py, or DIR of --dataset imagefolder (default $PAPER_REPRO_DATA "
+                        "or data/)")
     t.add_argument("--no-download", action="store_true", help="never try to download the data")
     t.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")

@@ -12,9 +12,7 @@ notebooks' source.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .config import config_key
 
@@ -50,8 +48,8 @@ class Arm:
 
 def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
     """(name, notebook, overrides of ablation.run_arm) of 03, 04, 05 and 06/07's own arm."""
-    from .method import resolve_method
     from .ablation import SUBJECT, budget
+    from .method import resolve_method
 
     out = [(f"03-{_slug(a)}", "03_ablation_losses", dict(students=STUDENTS_03, **o)) for a, o in ARMS_03.items()]
     out += [(f"04-students-{n}", "04_ablation_students", dict(students=n)) for n in STUDENT_COUNTS_04]

@@ -85,3 +85,17 @@ def test_a_baseline_trains_on_the_folder(folder):
                          num_classes=3, batch_size=4, epochs=1, channels_last=False)
     assert run.config["dataset"] == "imagefolder" and len(run.metrics) == 1
     assert run.metrics[0]["curve_images"] == 6 and 0 <= run.test_acc <= 1
+
+
+def test_the_method_runs_on_the_folder_from_a_folder_teacher(folder, tmp_path):
+    """prune_train through FolderBatches: two students on their own crops, removal exact (float64 logit gap)."""
+    from paper_repro.method import prune_train
+    from paper_repro.train import train_baseline
+
+    data = dict(dataset="imagefolder", num_classes=3, batch_size=4, channels_last=False)
+    base = train_baseline("resnet20", "smoke", data_dir=folder, progress=False, epochs=1, **data)
+    run = prune_train("resnet20", "flops=0.3", "smoke", data_dir=folder, teacher=base.checkpoint, progress=False,
+                      out=tmp_path / "run", export=False, epochs=1, lambda_max=0.5, select_images=4, **data)
+    s = run.summary
+    assert s["dataset"] == "imagefolder" and s["test_images"] == 6 and s["max_abs_logit_diff"] <= 1e-9
+    assert s["students"] == 2 and s["macs_after"] <= s["macs_before"]
