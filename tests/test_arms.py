@@ -52,6 +52,9 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
     a = arms.all_arms(profile)
     assert sorted(a["03-kd-features-mutual-ours"].also) == ["04-students-2", "06-ours", "07-ours"]
     assert arms.commands(profile, teachers=True)[0] == f"python -m paper_repro train resnet56 --profile {profile}"
+    r = subprocess.run([sys.executable, "-m", "paper_repro", "arms", "--profile", profile], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout.splitlines() == lines
 
 
 def test_an_arm_run_by_its_command_is_then_read_by_the_notebook_call(tmp_path, monkeypatch):
