@@ -32,7 +32,8 @@ from .groups import ChannelGroup
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.Mish,
                nn.Hardsigmoid, nn.ELU)
-PASS_MODULES = (nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+PASS_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                nn.AdaptiveMaxPool2d)
 ACTIVATION_FNS = {F.relu, F.relu6, torch.relu, F.silu, F.gelu, F.hardswish, torch.sigmoid, F.sigmoid, torch.tanh,
                   F.leaky_relu, F.elu, F.mish, F.hardsigmoid}
 ACTIVATION_METHODS = {"relu", "relu_", "sigmoid", "tanh"}
