@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 SHARED_DATA := ../shared/data/prepare_cifar10.py
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# RUNS=DIR: the run cache in DIR instead of runs/, e.g. a folder that machines running `arms` filled (docs/cli.md).
+ifdef RUNS
+export PAPER_REPRO_RUNS := $(abspath $(RUNS))
+endif
 
 .PHONY: reproduce teachers test lab clean data venv bench
 

@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,reproduce} ...
+"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,arms,arm,reproduce} ...
 
 Every failure is one `error: ...` line and exit code 2 (bad input, missing or damaged data, a bad checkpoint,
 an unwritable folder, a run folder in use, a failed notebook); --debug or PAPER_REPRO_DEBUG=1 shows the traceback.
@@ -11,6 +11,7 @@ import math
 import os
 import sys
 
+from .data import DATASETS
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
 
@@ -36,7 +37,8 @@ def _print_json(obj) -> None:
 NUMBER_FLAGS = {"max_epochs_now": (1, True), "budget_minutes": (0, False), "epochs": (1, True),
                 "method_epochs": (1, True), "finetune_epochs": (0, True), "seed": (0, True), "threads": (1, True),
                 "students": (1, True), "num_classes": (1, True), "width": (0, False), "kd_weight": (0, True),
-                "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True)}
+                "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True),
+                "resolution": (1, True)}
 
 
 def _check_numbers(args) -> None:
@@ -51,17 +53,20 @@ def _check_numbers(args) -> None:
 
 
 def _count(args):
-    from .counting import count
-    from .models import build_model
+    from .counting import count, default_input_size
+    from .models import build_model, native
 
-    m = build_model(args.arch, args.num_classes, width=args.width)
-    out = {"arch": args.arch, "num_classes": args.num_classes, "width": args.width, **count(m),
-           "prunable_groups": len(m.channel_groups())}
+    # Defaults: the network's own dataset (CIFAR: 10 classes at 32x32; ResNet-50: ImageNet's 1000 at 224x224).
+    classes = args.num_classes or native(args.arch)["num_classes"]
+    m = build_model(args.arch, classes, width=args.width)
+    size = default_input_size(m, args.resolution)
+    out = {"arch": args.arch, "num_classes": classes, "width": args.width, "resolution": size[-1],
+           **count(m, size), "prunable_groups": len(m.channel_groups())}
     if args.json:
         _print_json(out)
     else:
-        print(f"{args.arch}: {out['params']:,} params, {out['macs']:,} MACs (conv+linear, 32x32, batch 1), "
-              f"{out['prunable_groups']} prunable channel groups")
+        print(f"{args.arch}: {out['params']:,} params, {out['macs']:,} MACs (conv+linear, {size[-1]}x{size[-1]}, "
+              f"batch 1), {out['prunable_groups']} prunable channel groups")
 
 
 BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
@@ -89,6 +94,17 @@ def _budget_s(minutes):
     return None if minutes is None else 60.0 * minutes
 
 
+def _dataset(args) -> dict:
+    """--dataset as settings: an imagefolder run also takes its number of classes from DIR/train."""
+    if args.dataset is None:
+        return {}
+    if args.dataset != "imagefolder":
+        return {"dataset": args.dataset}
+    from .imagefolder import count_classes
+
+    return {"dataset": "imagefolder", "num_classes": count_classes(args.data_dir)}
+
+
 def _train(args):
     from .train import train_baseline
 
@@ -96,7 +112,7 @@ def _train(args):
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
                        compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes),
-                       allow_training=True)
+                       allow_training=True, **_dataset(args))
     _print_json({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                  "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                  "run_dir": str(r.run_dir), **r.dataset_stamp})
@@ -127,6 +143,10 @@ def _prune(args):
                                           "feature_weight", "mutual_weight", "lambda_max", "epochs",
                                           "finetune_epochs", "kd_form", "student_views")}
     over["compile"] = _compile_mode(args.compile)
+    if args.dataset == "imagefolder" and args.teacher is None:  # the profile's own teacher is a CIFAR one
+        raise ValueError("--dataset imagefolder: pass --teacher CHECKPOINT, a baseline trained on the same folder "
+                         "(python -m paper_repro train ARCH --dataset imagefolder --data-dir DIR)")
+    over.update(_dataset(args))
     r = prune_train(args.arch, args.target, args.profile, args.seed, device=args.device, teacher=args.teacher,
                     out=args.out, data_dir=args.data_dir, download=not args.no_download,
                     max_epochs_now=args.max_epochs_now, time_budget_s=_budget_s(args.budget_minutes), **over)
@@ -150,6 +170,22 @@ def _campaign(args):
         _print_json(row)
 
 
+def _arms(args):
+    from .arms import commands
+
+    try:
+        print("\n".join(commands(args.profile, args.seed, teachers=args.teachers)), flush=True)
+    except BrokenPipeError:  # `arms | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _arm(args):
+    from .arms import run
+
+    _set_threads(args.threads)
+    _print_json(run(args.name, args.profile, args.seed, args.device))
+
+
 def _reproduce(args):
     from .reproduce import run_notebooks
 
@@ -166,7 +202,9 @@ def main(argv=None):
 
     c = sub.add_parser("count", help="params and MACs of an architecture")
     c.add_argument("arch", choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
-    c.add_argument("--num-classes", type=int, default=10)
+    c.add_argument("--num-classes", type=int, default=None,
+                   help="default: the network's own dataset's (10; resnet50: 1000)")
+    c.add_argument("--resolution", type=int, default=None, help="input height = width (default 32; resnet50: 224)")
     c.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = the paper's network)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=_count)
@@ -176,7 +214,9 @@ def main(argv=None):
     t.add_argument("--profile", choices=PROFILES, default="cpu")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    t.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py (default $PAPER_REPRO_DATA or data/)")
+    t.add_argument("--data-dir", default=None,
+                   help="folder holding cifar-10-batches-py, or DIR of --dataset imagefolder (default $PAPER_REPRO_DATA "
+                        "or data/)")
     t.add_argument("--no-download", action="store_true", help="never try to download the data")
     t.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (LR decays stay at 50%% and 75%%; a new cache key)")
@@ -231,7 +271,7 @@ def main(argv=None):
     pr.add_argument("--teacher", default=None, help="baseline checkpoint to start from (default: cached baseline)")
     pr.add_argument("--out", default=None, help="run folder (default runs/prune/...)")
     pr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    pr.add_argument("--data-dir", default=None)
+    pr.add_argument("--data-dir", default=None, help="as for train")
     pr.add_argument("--no-download", action="store_true")
     pr.add_argument("--max-epochs-now", type=int, default=None, help="stop after this many epochs (resume later)")
     pr.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP + " (method epochs only)")
@@ -260,16 +300,35 @@ def main(argv=None):
     cp.add_argument("--no-record", action="store_true", help="do not copy finished runs anywhere")
     cp.set_defaults(fn=_campaign)
 
+    ar = sub.add_parser("arms", help="print every training run of notebooks 02-07 as one command per line (to run "
+                                     "them in parallel; docs/cli.md)")
+    ar.add_argument("--profile", choices=PROFILES, default="cpu")
+    ar.add_argument("--seed", type=int, default=0)
+    ar.add_argument("--teachers", action="store_true", help="print the teachers' train commands instead (run first)")
+    ar.set_defaults(fn=_arms)
+
+    a1 = sub.add_parser("arm", help="train (or load) one run printed by `arms`, as its notebook would")
+    a1.add_argument("name", help="an arm name printed by `arms`")
+    a1.add_argument("--profile", choices=PROFILES, default="cpu")
+    a1.add_argument("--seed", type=int, default=0)
+    a1.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    a1.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    a1.set_defaults(fn=_arm)
+
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--force", action="store_true", help="rerun even if the inputs did not change")
     r.add_argument("notebooks", nargs="*", help="notebook names (default: all in notebooks/)")
     r.set_defaults(fn=_reproduce)
 
-    for sp in (c, t, pr, cp, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
+    for sp in (t, pr):
+        sp.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="default: the profile's; imagefolder: DIR/train/<class>/<image> and DIR/val/... of "
+                             "--data-dir, ImageNet augmentation at 224x224 (docs/imagenet.md)")
+    for sp in (c, t, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
-    for sp in (t, pr, cp, r):
+    for sp in (t, pr, cp, a1, r):
         sp.add_argument("--allow-modified-data", action="store_true",
                         help=f"run on a data copy that matches no known copy (or {ALLOW_ENV}=1); its results say "
                              "dataset_official=False and carry its fingerprint")

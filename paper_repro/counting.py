@@ -1,8 +1,9 @@
 """Params and MACs (docs/method.md §4): measured with fvcore, and analytically as a function of channel widths.
 
 FLOPs here are multiply-adds of conv + linear layers for one 32x32 image: the CIFAR pruning convention
-(ResNet-56 = 0.85M params / 125.49M). fvcore also counts batch-norm by default, so its handles are cleared
-and only conv and linear are registered again. The analytic `CostModel` gives the same numbers for any
+(ResNet-56 = 0.85M params / 125.49M); a network that sets `input_resolution` (ResNet-50: 224) is counted at
+that size instead, the ImageNet convention (ResNet-50 = 25,557,032 params). fvcore also counts batch-norm by
+default, so its handles are cleared and only conv and linear are registered again. The analytic `CostModel` gives the same numbers for any
 per-group keep counts without building a network; the allocation bisection calls it many times.
 """
 from __future__ import annotations
@@ -20,14 +21,20 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())  # all of ours are trainable; a frozen teacher counts too
 
 
-def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
+def default_input_size(model: nn.Module, resolution: int | None = None) -> tuple[int, int, int, int]:
+    """(1, 3, r, r): r = `resolution`, else the model's `input_resolution`, else 32 (CIFAR)."""
+    r = resolution or getattr(model, "input_resolution", 32)
+    return (1, 3, r, r)
+
+
+def count_macs(model: nn.Module, input_size=None) -> int:
     warnings.filterwarnings("ignore", message=".*torch.jit.*", category=FutureWarning)
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import addmm_flop_jit, conv_flop_jit, linear_flop_jit, matmul_flop_jit
 
     was_training = model.training
     model.eval()
-    x = torch.zeros(input_size, device=next(model.parameters()).device)
+    x = torch.zeros(input_size or default_input_size(model), device=next(model.parameters()).device)
     fca = FlopCountAnalysis(model, x)
     fca.clear_op_handles()
     fca.set_op_handle("aten::_convolution", conv_flop_jit, "aten::addmm", addmm_flop_jit,
@@ -59,7 +66,7 @@ class CostModel:
     list or tensor of per-group channel counts and returns (params, macs) exactly as a rebuilt network
     would count them."""
 
-    def __init__(self, model: nn.Module, groups: list[ChannelGroup] | None = None, input_size=(1, 3, 32, 32)):
+    def __init__(self, model: nn.Module, groups: list[ChannelGroup] | None = None, input_size=None):
         groups = groups if groups is not None else model.channel_groups()
         self.widths = [g.width for g in groups]
         out_of, in_of, bn_of = {}, {}, {}
@@ -76,7 +83,7 @@ class CostModel:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(input_size, device=next(model.parameters()).device))
+            model(torch.zeros(input_size or default_input_size(model), device=next(model.parameters()).device))
         model.train(was_training)
         for h in hooks:
             h.remove()
@@ -125,5 +132,5 @@ class CostModel:
         return self.cost(self.widths)
 
 
-def count(model: nn.Module) -> dict:
-    return {"params": count_params(model), "macs": count_macs(model)}
+def count(model: nn.Module, input_size=None) -> dict:
+    return {"params": count_params(model), "macs": count_macs(model, input_size)}

@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("cifar10", "cifar100", "synthetic")
-MEAN = {"cifar10": (0.4914, 0.4824, 0.4467), "cifar100": (0.5071, 0.4865, 0.4409), "synthetic": (0.5, 0.5, 0.5)}
-STD = {"cifar10": (0.2471, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762), "synthetic": (0.25, 0.25, 0.25)}
+DATASETS = ("cifar10", "cifar100", "synthetic", "imagefolder")  # imagefolder: an ImageNet-style folder (imagefolder.py)
+MEAN = {"cifar10": (0.4914, 0.4824, 0.4467), "cifar100": (0.5071, 0.4865, 0.4409), "synthetic": (0.5, 0.5, 0.5),
+        "imagefolder": (0.485, 0.456, 0.406)}
+STD = {"cifar10": (0.2471, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762), "synthetic": (0.25, 0.25, 0.25),
+       "imagefolder": (0.229, 0.224, 0.225)}
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
 ENV_DATA_DIR = "PAPER_REPRO_DATA"
 ENV_ALLOW_MODIFIED = "PAPER_REPRO_ALLOW_MODIFIED_DATA"
@@ -173,6 +175,10 @@ def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None,
     check_dataset(name)
     if name == "synthetic":
         return make_synthetic()
+    if name == "imagefolder":  # files read batch by batch, not held in memory
+        from .imagefolder import load_imagefolder
+
+        return load_imagefolder(data_dir)
     allowed = modified_data_allowed(allow_modified)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / _FOLDER[name]
@@ -247,7 +253,15 @@ class Batches:
 
     train=True: reshuffle and augment, from a generator seeded by (seed, epoch). Randomness is drawn on
     the CPU, so the same seed gives the same batches on every device. views=V > 1 yields, per batch, a
-    list of V independently cropped and flipped views of the same images (view 0 is the views=1 batch)."""
+    list of V independently cropped and flipped views of the same images (view 0 is the views=1 batch).
+    A split of image files (the imagefolder dataset) gets an `imagefolder.FolderBatches` instead."""
+
+    def __new__(cls, split, *args, **kwargs):
+        if cls is Batches and getattr(split.x, "lazy_images", False):
+            from .imagefolder import FolderBatches
+
+            return FolderBatches(split, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, split: Split, batch_size: int, mean, std, train: bool, seed: int = 0,
                  drop_last: bool | None = None, channels_last: bool = False, views: int = 1):

@@ -21,7 +21,8 @@ from .provenance import ROOT, device_name, resolve_device
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
 
-RUNS = ROOT / "runs"
+ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (arms.py)
+RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
 ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduce`); bars stay for CLI and Lab
 
 

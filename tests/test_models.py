@@ -14,7 +14,7 @@ EXPECTED = {
     "mobilenetv2": (2_236_682, 265_691_648),
 }
 GROUPS = {"vgg_small": 13, "vgg_small_lq": 6, "resnet20": 9, "resnet32": 15, "resnet56": 27, "resnet110": 54,
-          "mobilenetv2": 17}
+          "mobilenetv2": 17, "resnet50": 32, "tv_resnet18": 8}
 
 
 @pytest.mark.parametrize("arch", list(EXPECTED))
@@ -48,6 +48,23 @@ def test_widths_rebuild_and_cost_model(arch):
         assert small.widths() == widths
         c = count(small)
         assert cm.cost(widths) == (c["params"], c["macs"])
+
+
+def test_resnet50_counts_at_imagenet_size_and_loads_torchvision_weights():
+    """The ImageNet convention (docs/imagenet.md): 1000 classes at 224x224; torchvision's layout, name for name."""
+    import torchvision
+
+    m = build_model("resnet50", 1000)
+    assert count(m) == {"params": 25_557_032, "macs": 4_089_184_256}
+    assert CostModel(m).full() == (25_557_032, 4_089_184_256)
+    tv = torchvision.models.resnet50().state_dict()
+    assert {k: v.shape for k, v in m.state_dict().items()} == {k: v.shape for k, v in tv.items()}
+    m.load_state_dict(tv)
+    x = torch.randn(1, 3, 64, 64)
+    tvm = torchvision.models.resnet50().eval()
+    tvm.load_state_dict(tv)
+    with torch.no_grad():
+        assert torch.allclose(m.eval()(x), tvm(x), atol=1e-5)
 
 
 def test_unknown_arch_lists_valid_names():

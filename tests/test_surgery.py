@@ -17,7 +17,7 @@ from paper_repro.surgery import dead_masks, export_onnx, load_pruned, mask_model
 WIDTH, NUM_CLASSES, TOL = 0.25, 10, 1e-4
 # Random dead-channel patterns per arch: pattern 0 = all alive, 1 = all but one dead in every group, the rest
 # mixed. Fewer for the slow nets, to keep this file within about a minute on 2 CPU cores.
-N_PATTERNS = {"vgg_small": 4, "resnet110": 4, "mobilenetv2": 4}
+N_PATTERNS = {"vgg_small": 4, "resnet110": 4, "mobilenetv2": 4, "resnet50": 4}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,13 +30,13 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _model(arch, seed=0):
+def _model(arch, seed=0, width=WIDTH, size=32):
     """Eval-mode model with non-trivial BN affine parameters and running statistics, so that a surgery that
     dropped or misaligned any BN entry would change the logits. The statistics are calibrated on a random
     batch first (then perturbed): arbitrary ones make a deep net's logits nearly independent of its input,
     and the comparisons below would test little."""
     torch.manual_seed(seed)
-    model = build_model(arch, NUM_CLASSES, width=WIDTH)
+    model = build_model(arch, NUM_CLASSES, width=width)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
         for bn in bns:
@@ -44,7 +44,7 @@ def _model(arch, seed=0):
             bn.bias.normal_(0, 0.5)
             bn.reset_running_stats()
             bn.momentum = None  # cumulative average: after one batch, exactly its statistics
-        model.train()(torch.randn(16, 3, 32, 32))
+        model.train()(torch.randn(16, 3, size, size))
         for bn in bns:
             bn.running_mean.add_(0.2 * bn.running_var.sqrt() * torch.randn_like(bn.running_mean))
             bn.running_var.mul_(torch.empty_like(bn.running_var).uniform_(0.7, 1.4))
@@ -111,6 +111,24 @@ def test_pruned_equals_masked(arch):
                 assert (prune_model(masked, wrong)(x) - masked(x)).abs().max().item() > 10 * TOL
         # The original model is untouched (surgery works on copies).
         assert [g.width for g in model.channel_groups()] == [len(d) for d in dead]
+
+
+def test_resnet50_full_width_exact_in_float64():
+    """ResNet-50 at its real widths (64x64 input to stay fast): in float64 the pruned network computes the masked
+    one's logits to rounding, for random masks over all 32 groups."""
+    model = _model("resnet50", width=1.0, size=64).double()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+    for k in (1, 3):
+        dead = _pattern(model, k, gen)
+        masked = mask_model(model, dead)
+        pruned = prune_model(masked, dead)
+        with torch.no_grad():
+            out = masked(x)
+            diff = (pruned(x) - out).abs().max().item()
+        assert diff <= 1e-10 * max(1.0, out.abs().max().item()), f"pattern {k}: {diff:.3g}"
+        assert pruned.widths() == [int((~d).sum()) for d in dead]
+        assert _n_params(pruned) < _n_params(masked)
 
 
 @pytest.mark.parametrize("arch", list(MODELS))

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from .derive import tv_resnet18
 from .groups import ChannelGroup
 from .mobilenetv2 import mobilenetv2
 from .resnet import resnet20, resnet32, resnet56, resnet110
+from . import resnet50 as _r50
+from .resnet50 import resnet50
 from .vgg import vgg_small, vgg_small_lq
 
 MODELS = {
@@ -16,13 +19,22 @@ MODELS = {
     "resnet56": resnet56,
     "resnet110": resnet110,
     "mobilenetv2": mobilenetv2,
+    "resnet50": resnet50,
+    "tv_resnet18": tv_resnet18,  # torchvision's, groups derived from its graph (models/derive.py)
 }
+# Input size and classes a network is counted at when nothing else is said (the CIFAR convention otherwise).
+NATIVE = {"resnet50": dict(resolution=_r50.RESOLUTION, num_classes=_r50.NUM_CLASSES)}
 
 
 def check_arch(arch: str) -> str:
     if arch not in MODELS:
         raise ValueError(f"arch: unknown architecture {arch!r}; valid names: {', '.join(MODELS)}")
     return arch
+
+
+def native(arch: str) -> dict:
+    """{resolution, num_classes} of `arch`'s own dataset: 224 and 1000 for ImageNet networks, else 32 and 10."""
+    return {"resolution": 32, "num_classes": 10, **NATIVE.get(check_arch(arch), {})}
 
 
 def build_model(arch: str, num_classes: int = 10, width: float = 1.0, widths=None) -> nn.Module:
@@ -36,4 +48,4 @@ def build_model(arch: str, num_classes: int = 10, width: float = 1.0, widths=Non
     return MODELS[arch](num_classes=num_classes, width=width, widths=widths)
 
 
-__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch"]
+__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch", "native"]
