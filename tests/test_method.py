@@ -78,8 +78,18 @@ def test_bad_input_fails_before_training(tmp_path):
 
 @pytest.mark.parametrize("arch,target", [("vgg_small", "params=0.5"), ("mobilenetv2", "flops=0.3")])
 def test_other_architectures_run(tmp_path, arch, target):
-    r = M.prune_train(arch, target, out=tmp_path / arch, epochs=1, lambda_max=0.5, **KW)
-    assert r.summary["max_abs_logit_diff"] <= 1e-4
+    from paper_repro.surgery import dead_masks, mask_model
+
+    # lr 0.01: at the smoke recipe's 0.1 (and 0.05) one epoch from a 2-epoch VGG teacher on synthetic data blows the
+    # students up (logits of 1e12 to inf, depending on the thread count's rounding), and exactness means nothing
+    # there. The check is then against the size of the logits, which float64 rounding scales with.
+    r = M.prune_train(arch, target, out=tmp_path / arch, epochs=1, lambda_max=0.5, lr=0.01, **KW)
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
+    for s, pruned in zip(r.students, r.pruned):
+        masked = mask_model(s, dead_masks(s, r.config["alive_threshold"])).cpu().double().eval()
+        with torch.no_grad():
+            scale = masked(x).abs().max().item()
+        assert M.logit_gap(pruned, masked, x) <= 1e-9 * max(1.0, scale)
 
 
 def test_students_get_their_own_views_and_so_differ(tmp_path):
