@@ -101,8 +101,11 @@ def runtime_note(name: str, profile: str) -> None:
     display(Markdown(runtime_text(name, profile)))
 
 
-def runs_snapshot(runs=ROOT / "runs") -> dict:
-    """{file: mtime} of the files under runs/ (to tell whether a notebook trained anything)."""
+def runs_snapshot(runs=None) -> dict:
+    """{file: mtime} of the files under the run cache (runs/, or $PAPER_REPRO_RUNS), to tell whether a notebook
+    trained anything."""
+    if runs is None:
+        from .train import RUNS as runs
     runs = Path(runs)
     if not runs.exists():
         return {}
