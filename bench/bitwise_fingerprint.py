@@ -6,6 +6,8 @@ the final weights, as JSON. Run before and after a refactor that must change not
     OMP_NUM_THREADS=1 .venv/bin/python bench/bitwise_fingerprint.py build/bitwise_after.json
     diff build/bitwise_before.json build/bitwise_after.json
 
+(The "before" of issue 13: bench/results/bitwise_before.json, from commit d1efeb6 checked out on its own.)
+
 Covers a baseline, the method interrupted after one epoch and resumed, a classic arm (slimming: sparse
 training + fine-tuning), a Torch-Pruning arm and a one-network campaign. Everything trains into a temporary
 runs/ folder (the project's cache is never touched). Wall-clock times, paths and the commit are left out: they
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 VOLATILE = ("seconds", "per_second", "commit", "files", "_dir", "record", "teacher_checkpoint")
 
 
@@ -51,10 +54,16 @@ def stable(obj):
 
 
 def use_runs(folder: Path) -> None:
-    """Point the package's run cache at `folder` (as tests/conftest.py does)."""
-    import paper_repro.train as T
+    """Point the package's run cache at `folder` (as tests/conftest.py does), wherever this version keeps it."""
+    import importlib
 
-    T.RUNS = folder
+    for name in ("paper_repro.engine", "paper_repro.train"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "RUNS"):
+            module.RUNS = folder
 
 
 def fingerprint(root: Path) -> dict:

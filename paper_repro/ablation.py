@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from . import data as D
-from .method import _finetune, prune_train
+from .engine import eval_batches, evaluate, prepare_data, train_batches
+from .method import finetune, prune_train
 from .provenance import resolve_device
-from .train import evaluate, prepare_data, train_baseline
+from .train import train_baseline
 
 SUBJECT = dict(arch="resnet56", target="flops=0.60")
 
@@ -93,10 +93,8 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
                       **{**budget(profile), **overrides})
     cfg, b, dev = run.config, run.config["baseline"], resolve_device(device)
     _, train_split, test_split = prepare_data(b, dev)
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
-                        channels_last=b["channels_last"])
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 23)
+    test_b = eval_batches(test_split, b)
     start = run.pruned[run.summary["best_student"]]
     rows = []
     for e in epochs_list:
@@ -104,7 +102,7 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
             raise ValueError(f"epochs_list: fine-tuning epochs must be integers >= 0, got {e!r}")
         torch.manual_seed(seed)
         t0 = time.perf_counter()
-        model = _finetune(copy.deepcopy(start), run.teacher, dict(cfg, finetune_epochs=e), train_b, dev)
+        model = finetune(copy.deepcopy(start), run.teacher, dict(cfg, finetune_epochs=e), train_b, dev)
         seconds = time.perf_counter() - t0
         rows.append({**arm_row(arm, run), "finetune_epochs": e, "best_acc": evaluate(model, test_b, dev)[1],
                      "mean_acc": float("nan"), "finetune_seconds": seconds,

@@ -17,7 +17,7 @@ import torch
 from . import data as D
 from .latency import REPEATS, WARMUP, measure_latency
 from .surgery import export_onnx
-from .train import prepare_data
+from .engine import prepare_data
 
 
 def held_batch(config: dict, n: int = 64) -> torch.Tensor:

@@ -38,19 +38,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import data as D
-from . import train as _train
 from .allocation import parse_target
 from .config import check_profile, config_key, resolve_baseline, resolve_students
 from .counting import CostModel, count
+from .engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
+                     prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
+                     train_batches, training_state)
 from .losses import kd_loss
-from .method import checked_target, logit_gap
 from .models import build_model
 from .provenance import device_name, git_commit
 from .runlock import holds_run_locks, lock_run_folder
-from .storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import (autocast, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data,
-                    timed_epoch)
+from .storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
+from .surgery import logit_gap
+from .train import load_teacher, train_baseline
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -117,7 +117,7 @@ def scaled_reg(reg_ref: float, baseline: dict, epochs: int, steps_per_epoch: int
     """The reg that gives this run TP's recipe shrinkage Σ lr·reg (see the module docstring)."""
     r = TP_RECIPE
     ref = reg_ref * lr_sum(r["lr"], r["epochs"], r["milestones"], r["gamma"], r["train_images"] // r["batch_size"])
-    milestones = milestone_epochs(baseline["lr_milestones"], epochs)  # as train.make_optimizer
+    milestones = milestone_epochs(baseline["lr_milestones"], epochs)  # as engine.make_optimizer
     ours = lr_sum(baseline["lr"], epochs, milestones, baseline["lr_gamma"], steps_per_epoch)
     return ref / ours
 
@@ -183,15 +183,6 @@ class PeerRun:
     loaded: bool  # True when everything came from the cache (nothing trained or pruned in this call)
 
 
-def _load_teacher(path, b, arch, remedy=None):
-    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]},
-                           remedy=remedy)
-    model = build_model(arch, b["num_classes"], width=b["width"])
-    load_state(model, ckpt["model"], path, remedy=remedy)
-    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
-    return model, acc, ckpt.get("config"), ckpt.get("config_key")
-
-
 @holds_run_locks
 def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                out=None, data_dir=None, download: bool = True, progress: bool = True,
@@ -203,19 +194,15 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     remedy = None if teacher is None else TEACHER_REMEDY  # a given teacher is the user's file: never "delete it"
     if teacher is None:
-        teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
-                                        progress=progress).checkpoint
-    t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch, remedy)
+        teacher = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
+                                 progress=progress).checkpoint
+    t_model, baseline_acc, t_cfg, t_key = load_teacher(teacher, arch, b, remedy)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
-    rdir = Path(out) if out is not None else \
-        _train.RUNS / "peer" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    rdir = pruning_run_dir("peer", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
-    # seed + 17: the stream of batches our method's student 0 sees
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
-                        channels_last=b["channels_last"])
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 17)  # seed + 17: the stream of batches our student 0 sees
+    test_b = eval_batches(test_split, b)
     reg = scaled_reg(cfg["reg"], b, cfg["epochs"], len(train_b)) if cfg["reg_scaling"] else cfg["reg"]
     record = {**cfg, "config_key": key, "reg_effective": reg, "teacher_checkpoint": str(teacher),
               "teacher_config": t_cfg, **ds.stamp()}
@@ -239,18 +226,13 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     opt, sched = make_optimizer(model, dict(b, epochs=cfg["epochs"]), len(train_b))
     state_path = rdir / "state.pt"
     start, metrics, seconds = 0, [], 0.0
-    if state_path.exists():
-        st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
-        load_state(model, st["model"], state_path)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
+    st = resume(state_path, {"arch": arch, "config_key": key}, restore_training(model, opt, sched, state_path))
+    if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
     write_json(rdir / "config.json", record)
 
-    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
-    bar = epoch_bar(range(start, end), f"{arch} TP {cfg['importance']}", progress, cfg["epochs"])
-    for epoch in bar:
+    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now):
         torch.manual_seed(seed * 1000 + epoch + 11)
         lr, loss_sum, correct, n, dt = timed_epoch(
             model, train_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
@@ -260,11 +242,8 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
                             test_acc=acc, epoch_seconds=dt))
         bar.set_postfix(acc=f"{acc:.3f}")
-        save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, model=model.state_dict(),
-                                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                         metrics=metrics, seconds=seconds))
-        write_text(rdir / "metrics.csv", metrics_csv(metrics))
-    bar.close()
+        save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **training_state(model, opt, sched),
+                                    metrics=metrics, seconds=seconds), metrics=metrics)
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev,

@@ -20,7 +20,7 @@ from .provenance import ROOT
 from .report import ENV_NOTEBOOK, ENV_OUTPUTS, write_index
 from .runlock import run_lock
 from .storage import write_text
-from .train import ENV_PROGRESS
+from .engine import ENV_PROGRESS
 
 NOTEBOOKS = ROOT / "notebooks"
 

@@ -109,7 +109,7 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
             "model", "metrics", "train_seconds", "device")
     save_checkpoint(d / WEIGHTS, {k: ckpt[k] for k in keep if k in ckpt})
     write_json(d / "config.json", {**cfg, "config_key": ckpt["config_key"], **dataset_stamp})
-    from .train import metrics_csv
+    from .engine import metrics_csv
 
     write_text(d / "metrics.csv", metrics_csv(ckpt["metrics"]))
     last = ckpt["metrics"][-1]

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+import paper_repro.engine as E
 import paper_repro.train as T
 from paper_repro import peer
 from paper_repro.ablation import shared_budget
@@ -17,7 +18,7 @@ def teachers(tmp_path_factory):
     """Smoke baselines of resnet56 and resnet20, trained once for the module into a temporary runs/."""
     root = tmp_path_factory.mktemp("peer")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(T, "RUNS", root / "runs")
+        mp.setattr(E, "RUNS", root / "runs")
         ckpts = {a: T.train_baseline(a, "smoke", 0, device="cpu", progress=False).run_dir / "checkpoint.pt"
                  for a in ("resnet56", "resnet20")}
     return root, ckpts
