@@ -11,6 +11,7 @@ import math
 import os
 import sys
 
+from .config import COMPILE_MODES
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
 
@@ -65,7 +66,7 @@ def _count(args):
 
 
 BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
-COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+COMPILE_CHOICES = tuple("off" if m is False else m for m in COMPILE_MODES)  # the command line's spelling of False
 
 
 def _compile_mode(flag):

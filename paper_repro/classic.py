@@ -33,7 +33,7 @@ from torch import nn
 
 from . import data as D
 from .allocation import Target, parse_target, pruned_ratio
-from .config import check_profile, config_key, resolve_students
+from .config import check_known, check_profile, config_key, profile_settings, resolve_students
 from .counting import CostModel, count
 from .engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
@@ -60,10 +60,6 @@ CLASSIC = dict(
     # training batches, no labels; None: one pass. Without it a cut ResNet collapses onto a few classes (06).
     bn_recal_batches=None,
 )
-# Per profile, as the method's PROFILE_METHOD: the cpu budget is ~1 % of the paper's steps, so slimming's λ
-# gets the same 5x the method's λ_max gets there.
-PROFILE_CLASSIC = {"smoke": dict(), "cpu": dict(slim_lambda=5e-4), "paper": dict()}
-
 ARM_INFO = {
     "l1_uniform": dict(criterion="L1 of producer filters", allocation="uniform fraction per layer"),
     "l1_global": dict(criterion="L1 of producer filters", allocation="global threshold (score / layer mean)"),
@@ -201,11 +197,9 @@ def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, 
     arch = arch or SUBJECT["arch"]
     baseline = resolve_students(arch, profile, seed)
     b = budget(profile)
-    cfg = dict(CLASSIC, **PROFILE_CLASSIC[profile], epochs=b.get("epochs", baseline["epochs"]),
+    cfg = dict(CLASSIC, **profile_settings("classic", profile, arch), epochs=b.get("epochs", baseline["epochs"]),
                train_subset=b.get("train_subset", baseline["train_subset"]))
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(cfg)}")
+    check_known(overrides, cfg)
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     if not (isinstance(cfg["epochs"], int) and cfg["epochs"] >= 1):
         raise ValueError(f"epochs: must be a positive integer, got {cfg['epochs']!r}")

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from . import data as D
 from .allocation import Allocation, allocate, parse_target
-from .config import check_profile, config_key, pick_for_arch, resolve_baseline, resolve_students
+from .config import (EXECUTION, check_choice, check_compile, check_known, check_profile, config_key,
+                     profile_settings, resolve_baseline, resolve_students)
 from .counting import CostModel, count
 from .engine import (autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches, evaluate,
                      make_optimizer, milestone_epochs, prepare_data, pruning_run_dir, resume, save_epoch,
@@ -38,7 +39,6 @@ from .train import load_teacher, train_baseline
 SELECTIONS = ("dynamic", "static", "fixed")
 LABELS = ("off", "on")
 STUDENT_VIEWS = ("own", "shared")
-COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 # [chosen] unless marked: the paper gives no values for these (docs/method.md §2, §3, §6).
 METHOD = dict(
@@ -55,58 +55,33 @@ METHOD = dict(
     # mutual term is then 0 and N > 1 only costs compute). "own": each student sees its own crop + flip of
     # the batch's images and T is run on each view; "shared": one view for all.
     student_views="own",
-    # torch.compile mode for the distillation forward/backward (teacher + students + L_M), or False: eager, the
-    # CPU default (bitwise reproducible). An execution setting like the device: not part of the cache key.
-    compile=False,
 )
 SELECT_RULES = ("teacher_agreement",)
-# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule). The students' data and optimizer
-# settings are `config.resolve_students` (the run's `baseline` settings); the teacher stays the profile's.
-PROFILE_METHOD = {
-    "smoke": dict(epochs=2, select_images=128),
-    # [chosen] 5x DPFPS's per-epoch penalty: with 3 epochs instead of 200 the progressive schedule has about
-    # one epoch at full strength, too little for λ_max = 0.01 to kill channels (an 8-epoch GPU run at 0.01
-    # reached 34% of a 60% FLOPs target).
-    # 3 epochs: two with the penalty before the LR decays, one to recover (fewer leave no recovery epoch).
-    "cpu": dict(epochs=3, lambda_max=0.05),
-    "paper": dict(),
-}
-
-
-def _choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
-
-
 def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
-    """Flat method settings (+ the teacher's resolved baseline settings under 'baseline')."""
+    """Flat method settings (+ the teacher's resolved baseline settings under 'baseline'). `compile` (an
+    execution setting, `config.EXECUTION`) is recorded with them and left out of the run's cache key."""
     check_profile(profile)
     base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
-    cfg = dict(METHOD)
-    for k, v in PROFILE_METHOD[profile].items():
-        cfg[k] = pick_for_arch(v, arch)
-    unknown = set(overrides) - set(cfg) - base_keys
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | base_keys)}")
+    cfg = dict(METHOD, compile=EXECUTION["compile"], **profile_settings("method", profile, arch))
+    check_known(overrides, set(cfg) | base_keys)
     cfg.update({k: v for k, v in overrides.items() if k in cfg and v is not None})
     if cfg["epochs"] is None:
         cfg["epochs"] = baseline["epochs"]
-    _choice("criterion", cfg["criterion"], CRITERIA)
-    _choice("selection", cfg["selection"], SELECTIONS)
-    _choice("penalty", cfg["penalty"], PENALTIES)
-    _choice("labels", cfg["labels"], LABELS)
-    _choice("kd_form", cfg["kd_form"], KD_FORMS)
-    _choice("student_views", cfg["student_views"], STUDENT_VIEWS)
-    _choice("select", cfg["select"], SELECT_RULES)
+    check_choice("criterion", cfg["criterion"], CRITERIA)
+    check_choice("selection", cfg["selection"], SELECTIONS)
+    check_choice("penalty", cfg["penalty"], PENALTIES)
+    check_choice("labels", cfg["labels"], LABELS)
+    check_choice("kd_form", cfg["kd_form"], KD_FORMS)
+    check_choice("student_views", cfg["student_views"], STUDENT_VIEWS)
+    check_choice("select", cfg["select"], SELECT_RULES)
     if baseline["lr_schedule"] != "multistep":  # θ = lr·λ and E1 are per epoch: the students' LR must be too
         raise ValueError(f"lr_schedule: the students train with the per-epoch step schedule (multistep), "
                          f"got {baseline['lr_schedule']!r}")
     if not (isinstance(cfg["select_images"], int) and cfg["select_images"] >= 1):
         raise ValueError(f"select_images: must be a positive integer, got {cfg['select_images']!r}")
-    if cfg["compile"] is not False and cfg["compile"] not in COMPILE_MODES:  # `is`: 0 would pass `in`
-        raise ValueError(f"compile: unknown value {cfg['compile']!r}; valid: {', '.join(map(str, COMPILE_MODES))}")
+    check_compile(cfg["compile"])
     if not (isinstance(cfg["students"], int) and cfg["students"] >= 1):
         raise ValueError(f"students: must be an integer >= 1, got {cfg['students']!r}")
     for k in ("kd_weight", "feature_weight", "mutual_weight", "ce_weight", "lambda_max"):
@@ -334,15 +309,16 @@ class Method:
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
-                **overrides) -> MethodRun:
+                compile=EXECUTION["compile"], **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
     `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
     checkpoint path (default: the cached baseline of these settings, trained if missing). `out`: the run
     folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
     `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
-    epochs, not the teacher's training nor the removal after the last epoch)."""
-    cfg = resolve_method(arch, target, profile, seed, **overrides)
+    epochs, not the teacher's training nor the removal after the last epoch). `compile`: a torch.compile mode
+    for the distillation step (`config.COMPILE_MODES`), as in train_baseline."""
+    cfg = resolve_method(arch, target, profile, seed, compile=compile, **overrides)
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     if teacher is not None:
@@ -440,7 +416,7 @@ def agreement(model, teacher, batches, device) -> float:
 def select_student(per: list[dict], rule: str = "teacher_agreement") -> int:
     """The reported student: the highest `select_<rule>` score; ties go to the lower index. Test accuracy is
     never looked at (choosing on it would report a maximum over noise)."""
-    _choice("select", rule, SELECT_RULES)
+    check_choice("select", rule, SELECT_RULES)
     return max(range(len(per)), key=lambda i: (per[i][f"select_{rule}"], -i))
 
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .allocation import parse_target
-from .config import check_profile, config_key, resolve_baseline, resolve_students
+from .config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
 from .counting import CostModel, count
 from .engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
                      prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
@@ -73,29 +73,22 @@ PEER = dict(
 )
 
 
-def _choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
-
-
 def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
     """Flat settings of one Torch-Pruning arm (+ the data/optimiser settings under 'baseline')."""
     check_profile(profile)
     if arch not in ARCHS:
         raise ValueError(f"arch: the peer comparison supports {', '.join(ARCHS)}, got {arch!r}")
     base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
-    unknown = set(overrides) - set(PEER) - base_keys
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(PEER) | base_keys)}")
+    check_known(overrides, set(PEER) | base_keys)
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(PEER)
     cfg.update({k: v for k, v in overrides.items() if k in PEER and v is not None})
     if cfg["epochs"] is None:
         cfg["epochs"] = baseline["epochs"]
-    _choice("importance", cfg["importance"], IMPORTANCES)
-    _choice("loss", cfg["loss"], LOSSES)
-    _choice("reg_scaling", cfg["reg_scaling"], (True, False))
+    check_choice("importance", cfg["importance"], IMPORTANCES)
+    check_choice("loss", cfg["loss"], LOSSES)
+    check_choice("reg_scaling", cfg["reg_scaling"], (True, False))
     for k in ("epochs", "iterative_steps", "taylor_batches"):
         if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
             raise ValueError(f"{k}: must be an integer >= 1, got {cfg[k]!r}")
