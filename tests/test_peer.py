@@ -9,7 +9,7 @@ import paper_repro.engine as E
 import paper_repro.train as T
 from paper_repro import peer
 from paper_repro.ablation import shared_budget
-from paper_repro.counting import count
+from paper_repro.counting import count, count_row
 from paper_repro.models import build_model
 
 
@@ -70,7 +70,7 @@ def test_cached_run_is_loaded_not_retrained(r56):
 
 def test_counts_agree_on_params_and_differ_on_macs_by_bn_pool_bias(r56):
     run = r56[0]
-    row = peer.count_row("tp", run.model)
+    row = count_row("tp", run.model)
     assert row["params_diff"] == 0
     assert row["macs_analytic"] == row["macs_ours"]
     assert row["macs_diff"] > 0 and row["unexplained"] == 0

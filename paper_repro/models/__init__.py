@@ -1,22 +1,12 @@
-"""Model registry: every network by name, each declaring its prunable channel groups."""
+"""Every network by name, each declaring its prunable channel groups. A network registers itself where it is
+defined (`registry.register_model`); importing its module here is what adds it, in this order."""
 from __future__ import annotations
 
 from torch import nn
 
+from . import vgg, resnet, mobilenetv2  # noqa: F401 (registers vgg_small(_lq), resnet20-110, mobilenetv2)
 from .groups import ChannelGroup
-from .mobilenetv2 import mobilenetv2
-from .resnet import resnet20, resnet32, resnet56, resnet110
-from .vgg import vgg_small, vgg_small_lq
-
-MODELS = {
-    "vgg_small": vgg_small,
-    "vgg_small_lq": vgg_small_lq,
-    "resnet20": resnet20,
-    "resnet32": resnet32,
-    "resnet56": resnet56,
-    "resnet110": resnet110,
-    "mobilenetv2": mobilenetv2,
-}
+from .registry import MODELS, register_model
 
 
 def check_arch(arch: str) -> str:
@@ -36,4 +26,4 @@ def build_model(arch: str, num_classes: int = 10, width: float = 1.0, widths=Non
     return MODELS[arch](num_classes=num_classes, width=width, widths=widths)
 
 
-__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch"]
+__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch", "register_model"]

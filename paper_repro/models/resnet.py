@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 
 class ShortcutA(nn.Module):
@@ -87,17 +88,21 @@ class CifarResNet(nn.Module):
         return {"layer1": self.layer1, "layer2": self.layer2, "layer3": self.layer3}
 
 
+@register_model
 def resnet20(num_classes=10, width=1.0, widths=None):
     return CifarResNet(20, num_classes, width, widths)
 
 
+@register_model
 def resnet32(num_classes=10, width=1.0, widths=None):
     return CifarResNet(32, num_classes, width, widths)
 
 
+@register_model
 def resnet56(num_classes=10, width=1.0, widths=None):
     return CifarResNet(56, num_classes, width, widths)
 
 
+@register_model
 def resnet110(num_classes=10, width=1.0, widths=None):
     return CifarResNet(110, num_classes, width, widths)
