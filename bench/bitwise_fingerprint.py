@@ -66,13 +66,23 @@ def use_runs(folder: Path) -> None:
             module.RUNS = folder
 
 
+def study(name: str):
+    """paper_repro.studies.<name>, or paper_repro.<name> in a version from before the studies subpackage."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"paper_repro.studies.{name}")
+    except ImportError:
+        return importlib.import_module(f"paper_repro.{name}")
+
+
 def fingerprint(root: Path) -> dict:
     from paper_repro.campaign import run_campaign
-    from paper_repro.classic import run_classic
     from paper_repro.method import prune_train
-    from paper_repro.peer import peer_train
     from paper_repro.train import train_baseline
-    from paper_repro.ablation import shared_budget
+
+    run_classic, peer_train = study("classic").run_classic, study("peer").peer_train
+    shared_budget = study("ablation").shared_budget
 
     out = {}
     use_runs(root / "runs")

@@ -104,7 +104,7 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     main_table.csv), rows with a measured accuracy only, kind "ours, <profile> profile". Published: the CIFAR-10 rows of
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
     against its own baseline: the budgets and data differ, so absolute accuracies are not comparable."""
-    from .ablation import SUBJECT
+    from .studies.ablation import SUBJECT
 
     rows = []
     for name, (kind, acc_col) in OTHER_METHODS.items():

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-import paper_repro.classic as C
-from paper_repro.ablation import budget
-import paper_repro.granularity as G
+import paper_repro.studies.classic as C
+from paper_repro.studies.ablation import budget
+import paper_repro.studies.granularity as G
 from paper_repro import data as D
 from paper_repro.counting import CostModel, count_macs
 from paper_repro.surgery import logit_gap

@@ -1,4 +1,4 @@
-"""Torch-Pruning peer arm (paper_repro.peer): target reached, counts agree or differ by what they count,
+"""Torch-Pruning peer arm (paper_repro.studies.peer): target reached, counts agree or differ by what they count,
 cached and resumable, bad input refused."""
 import json
 
@@ -7,8 +7,8 @@ import torch
 
 import paper_repro.engine as E
 import paper_repro.train as T
-from paper_repro import peer
-from paper_repro.ablation import shared_budget
+from paper_repro.studies import peer
+from paper_repro.studies.ablation import shared_budget
 from paper_repro.counting import count, count_row
 from paper_repro.models import build_model
 

@@ -31,19 +31,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data as D
-from .allocation import Target, parse_target, pruned_ratio
-from .config import check_known, check_profile, config_key, profile_settings, resolve_students
-from .counting import CostModel, count
-from .engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
+from .. import data as D
+from ..allocation import Target, parse_target, pruned_ratio
+from ..config import check_known, check_profile, config_key, profile_settings, resolve_students
+from ..counting import CostModel, count
+from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
                      timed_epoch, train_batches, training_state)
-from .ista import scaled_lambda
-from .provenance import device_name, git_commit, resolve_device
-from .runlock import holds_run_locks, lock_run_folder
-from .sensitivity import smallest_mask
-from .storage import save_checkpoint, write_json
-from .surgery import logit_gap, mask_model, prune_model
+from ..ista import scaled_lambda
+from ..provenance import device_name, git_commit, resolve_device
+from ..runlock import holds_run_locks, lock_run_folder
+from ..sensitivity import smallest_mask
+from ..storage import save_checkpoint, write_json
+from ..surgery import logit_gap, mask_model, prune_model
 
 ARMS = ("l1_uniform", "l1_global", "slimming")
 NORMALISERS = ("mean", "max", "none")

@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from .config import profile_settings
-from .engine import eval_batches, evaluate, prepare_data, train_batches
-from .method import finetune, prune_train
-from .provenance import resolve_device
-from .train import train_baseline
+from ..config import profile_settings
+from ..engine import eval_batches, evaluate, prepare_data, train_batches
+from ..method import finetune, prune_train
+from ..provenance import resolve_device
+from ..train import train_baseline
 
 SUBJECT = dict(arch="resnet56", target="flops=0.60")
 

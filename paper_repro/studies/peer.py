@@ -38,19 +38,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .allocation import parse_target
-from .config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
-from .counting import CostModel, count
-from .engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
+from ..allocation import parse_target
+from ..config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
+from ..counting import CostModel, count
+from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
                      prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
                      train_batches, training_state)
-from .losses import kd_loss
-from .models import build_model
-from .provenance import device_name, git_commit
-from .runlock import holds_run_locks, lock_run_folder
-from .storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
-from .surgery import logit_gap
-from .train import load_teacher, train_baseline
+from ..losses import kd_loss
+from ..models import build_model
+from ..provenance import device_name, git_commit
+from ..runlock import holds_run_locks, lock_run_folder
+from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
+from ..surgery import logit_gap
+from ..train import load_teacher, train_baseline
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -316,7 +316,7 @@ def ours_run(profile: str, seed: int = 0, device: str = "auto", students: int = 
     same cached run under runs/prune/; returned whole (MethodRun) so that its pruned network can be counted
     and its widths plotted. `ablation.arm_row(arm, run)` gives the row `run_arm` would."""
     from .ablation import SUBJECT, budget, teacher, teacher_checkpoint
-    from .method import prune_train
+    from ..method import prune_train
 
     t = teacher(profile, seed, device)
     return prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,

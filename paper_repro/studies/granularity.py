@@ -24,9 +24,9 @@ import copy
 import torch
 from torch import nn
 
-from .counting import count_macs
-from .sensitivity import smallest_mask
-from .surgery import logit_gap, mask_model, prune_model
+from ..counting import count_macs
+from ..sensitivity import smallest_mask
+from ..surgery import logit_gap, mask_model, prune_model
 
 GRANULARITIES = ("fine", "vector", "kernel", "filter")
 SHRINKS_DENSE = {"fine": False, "vector": False, "kernel": False, "filter": True}
