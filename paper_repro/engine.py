@@ -34,7 +34,7 @@ ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduc
 EVAL_BATCH = 500  # evaluation batches: no gradients, so larger than training's
 
 
-# -- run folders and data --------------------------------------------------------------------------------------
+# -- run folders and data ---------------------------------------------------------------------------------------------
 def run_folder(kind: str, name: str) -> Path:
     """runs/<kind>/<name>: where a cached run of that kind lives (read at call time: tests point RUNS elsewhere)."""
     return RUNS / kind / name
@@ -61,6 +61,21 @@ def checked_target(arch: str, cfg: dict, device):
     return tgt, dev, b, cost_model
 
 
+def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
+    ds = D.load_cifar(cfg["dataset"], data_dir=data_dir, download=download)
+    if ds.num_classes != cfg["num_classes"]:
+        raise ValueError(f"num_classes: {cfg['dataset']} has {ds.num_classes} classes, settings say {cfg['num_classes']}")
+    ds.to(device)
+    train = D.subset(ds.train, cfg["train_subset"], seed=cfg["seed"] + 1)
+    test = D.subset(ds.test, cfg["test_subset"], seed=cfg["seed"] + 2)
+    return ds, train, test
+
+
+def curve_split(cfg: dict, test: D.Split) -> D.Split:
+    """The fixed test subset behind the per-epoch curve (`curve_test_subset`; the whole split when None)."""
+    return D.subset(test, cfg.get("curve_test_subset"), seed=cfg["seed"] + 3)
+
+
 def train_batches(split: D.Split, b: dict, seed: int, views: int = 1) -> D.Batches:
     """Shuffled, augmented batches of `split` with the settings `b` (batch size, dataset statistics, layout)."""
     return D.Batches(split, b["batch_size"], D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=True, seed=seed,
@@ -79,27 +94,7 @@ def curve_batches(b: dict, test: D.Split, test_b: D.Batches) -> tuple[D.Split, D
     return curve, test_b if curve is test else eval_batches(curve, b)
 
 
-def epoch_bar(epochs: range, desc: str, progress: bool, total: int):
-    """A tqdm bar over the epochs still to run; off when `progress` is False or $PAPER_REPRO_PROGRESS is 0."""
-    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0"
-    return tqdm(epochs, desc=desc, disable=quiet, initial=epochs.start, total=total)
-
-
-def curve_split(cfg: dict, test: D.Split) -> D.Split:
-    """The fixed test subset behind the per-epoch curve (`curve_test_subset`; the whole split when None)."""
-    return D.subset(test, cfg.get("curve_test_subset"), seed=cfg["seed"] + 3)
-
-
-def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
-    ds = D.load_cifar(cfg["dataset"], data_dir=data_dir, download=download)
-    if ds.num_classes != cfg["num_classes"]:
-        raise ValueError(f"num_classes: {cfg['dataset']} has {ds.num_classes} classes, settings say {cfg['num_classes']}")
-    ds.to(device)
-    train = D.subset(ds.train, cfg["train_subset"], seed=cfg["seed"] + 1)
-    test = D.subset(ds.test, cfg["test_subset"], seed=cfg["seed"] + 2)
-    return ds, train, test
-
-
+# -- autocast, compile and one training pass --------------------------------------------------------------------------
 def autocast(device):
     """bf16 autocast on a GPU (BatchNorm stays fp32 under autocast); plain fp32 on the CPU."""
     if torch.device(device).type == "cuda":
@@ -165,6 +160,7 @@ def timed_epoch(model, batches, opt, sched, loss_fn, device, after_backward=None
     return lr, loss_sum, correct, n, dt
 
 
+# -- evaluation and BN recalibration ----------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a whole split; one host sync at the end."""
@@ -218,6 +214,7 @@ def recalibrate_bn_(model, batches, max_batches: int | None = None):
     return model.eval()
 
 
+# -- optimizer and schedule -------------------------------------------------------------------------------------------
 class PerStepLR(torch.optim.lr_scheduler.LambdaLR):
     """A LambdaLR over optimizer steps (not epochs): `train_epoch` steps it after every update."""
 
@@ -257,27 +254,7 @@ def make_optimizer(model, cfg: dict, steps_per_epoch: int):
     return opt, sched
 
 
-def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metrics: list[dict],
-                now: float | None = None) -> bool:
-    """`time_budget_s` of the training loops: True when one more epoch would end more than `budget_s` seconds
-    after `t_call` (perf_counter; `now` defaults to it). An epoch is assumed as long as the last one of this
-    call (training, test and checkpoint), else the last recorded one (a first epoch also compiles: too long)."""
-    if budget_s is None:
-        return False
-    estimate = walls[-1] if walls else (metrics[-1]["epoch_seconds"] if metrics else 0.0)
-    return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
-
-
-def metrics_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
-
-
-# -- one resume/checkpoint path --------------------------------------------------------------------------------
+# -- one resume/checkpoint path ---------------------------------------------------------------------------------------
 def resume(path: Path, expect: dict, restore) -> dict | None:
     """The state saved after the last finished epoch, passed to `restore(state)` (None: nothing saved yet)."""
     if not path.exists():
@@ -320,8 +297,34 @@ def epoch_loop(start: int, total: int, desc: str, progress: bool = False, max_ep
         bar.close()
 
 
+def epoch_bar(epochs: range, desc: str, progress: bool, total: int):
+    """A tqdm bar over the epochs still to run; off when `progress` is False or $PAPER_REPRO_PROGRESS is 0."""
+    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0"
+    return tqdm(epochs, desc=desc, disable=quiet, initial=epochs.start, total=total)
+
+
+def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metrics: list[dict],
+                now: float | None = None) -> bool:
+    """`time_budget_s` of the training loops: True when one more epoch would end more than `budget_s` seconds
+    after `t_call` (perf_counter; `now` defaults to it). An epoch is assumed as long as the last one of this
+    call (training, test and checkpoint), else the last recorded one (a first epoch also compiles: too long)."""
+    if budget_s is None:
+        return False
+    estimate = walls[-1] if walls else (metrics[-1]["epoch_seconds"] if metrics else 0.0)
+    return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
+
+
 def save_epoch(state_path: Path, state: dict, **tables) -> None:
     """After an epoch: the state (atomically), then each table as <name>.csv beside it."""
     save_checkpoint(state_path, state)
     for name, rows in tables.items():
         write_text(state_path.parent / f"{name}.csv", metrics_csv(rows))
+
+
+def metrics_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
