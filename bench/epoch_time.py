@@ -2,13 +2,13 @@
 
 Plain: one network, cross-entropy, SGD. Method: frozen teacher + N students (KD + features + mutual),
 one SGD step, then Taylor scores + expected-sparse selection + group prox for every student, exactly the
-code `prune_train` runs (`distill_step`, `sparsify_step`). Data: a 50,000-image uint8 split held on the
+code `prune_train` runs (its `method.Method`: `step`, `distill`). Data: a 50,000-image uint8 split held on the
 device with batched crop + flip (`paper_repro.data.Batches`); pixel values do not change the timing, so a
 synthetic split stands in and no dataset is needed. Warm-up steps are excluded; every timed epoch ends with
 a device sync. The sparsity share is (method − distillation-only) / method. `--compile` times each listed
-mode: `eager`, or a torch.compile mode applied as the trainers apply it (`train.compiled` on the plain loss,
-on `method.distill_losses`); compile time falls in the untimed warm-up. Goals (issue 5, one H100): plain
-resnet56 <= 2 s/epoch, method <= 3.5x plain.
+mode: `eager`, or a torch.compile mode applied as the trainers apply it (`engine.compiled` on the plain loss,
+on `method.distill_losses` through the `compile` setting); compile time falls in the untimed warm-up. Goals
+(issue 5, one H100): plain resnet56 <= 2 s/epoch, method <= 3.5x plain.
 
     .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--batch 64]
         [--students 2] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
@@ -20,15 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from paper_repro import data as D
-from paper_repro.allocation import allocate, parse_target
+from paper_repro.allocation import parse_target
 from paper_repro.counting import CostModel
-from paper_repro.losses import FeatureTaps
-from paper_repro.method import (METHOD, copy_students, distill_losses, distill_step, expected_sparse_counts,
-                               sparsify_step)
-from paper_repro.models.groups import FlatGroups
+from paper_repro.engine import compiled, plain_loss
+from paper_repro.method import Method, resolve_method
 from paper_repro.models import build_model
 from paper_repro.provenance import device_name, resolve_device
-from paper_repro.train import plain_loss, compiled
 
 TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "flops=0.667"}
 
@@ -108,25 +105,17 @@ for mode in args.compile.split(","):
         plain_wall, plain_mem = time.perf_counter() - t0, peak()
         del model, opt, loss_fn
 
-        teacher, students = copy_students(net(arch), args.students)
-        t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
-        sopt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9,
-                               weight_decay=1e-4)
-        flat = FlatGroups([s.channel_groups() for s in students])
-        cm = CostModel(teacher)
-        keep = allocate(cm, cm.widths, parse_target(TARGETS.get(arch, "flops=0.5"))).keep
-        m_sparse = [expected_sparse_counts(cm.widths, keep)] * len(students)
-        cfg = dict(METHOD)
-        sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")} for _ in students]
-        gen = torch.Generator().manual_seed(0)
-        losses = compiled(distill_losses, cmode)
+        teacher = net(arch)
+        target = TARGETS.get(arch, "flops=0.5")
+        cfg = resolve_method(arch, target, "paper", students=args.students, batch_size=args.batch, compile=cmode)
+        ours = Method(teacher, cfg, CostModel(teacher), parse_target(target), steps_per_epoch)
+        ours.begin_epoch(0)
 
         def method_step(x, y):
-            distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums, losses)
-            sparsify_step(flat, m_sparse, 1e-5, "taylor", "dynamic", [None] * len(students), gen)
+            ours.step(x, y)
 
         def distill_only(x, y):
-            distill_step(teacher, t_taps, students, s_taps, sopt, cfg, x, y, sums, losses)
+            ours.distill(x, y)
 
         reset_peak()
         views = mk(args.students)  # each student its own crop + flip (METHOD student_views='own')
@@ -143,4 +132,5 @@ for mode in args.compile.split(","):
               f"s/epoch = {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | sparsity step "
               f"{100 * (method - distill) / method:.0f}% of method | wall incl. warm-up/compile "
               f"{plain_wall:.0f} s + {method_wall:.0f} s", flush=True)
-        del teacher, students, sopt, t_taps, s_taps, flat, losses
+        ours.close()
+        del teacher, ours

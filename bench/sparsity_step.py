@@ -1,7 +1,8 @@
 """Cost of the sparsity step (Taylor scores + expected-sparse selection + group prox, all students) as a
 fraction of one method training step (teacher forward on every student's view + N student forward/backward
-+ SGD), and the allocation solve time. Both use the trainer's own functions (`distill_step`,
-`sparsify_step`, `allocate`). Goals (issue 3): sparsity step <= 10% of a training step; allocation < 1 s.
++ SGD), and the allocation solve time. Both use the trainer's own object (`method.Method`: `distill`,
+`sparsify`, built as `prune_train` builds it) and `allocate`. Goals (issue 3): sparsity step <= 10% of a
+training step; allocation < 1 s.
 Warm-up steps excluded; medians over steps.
 
     .venv/bin/python bench/sparsity_step.py [--arch resnet56] [--width 1.0] [--batch 64] [--students 2]
@@ -15,10 +16,8 @@ import torch
 from paper_repro import data as D
 from paper_repro.allocation import allocate, parse_target
 from paper_repro.counting import CostModel
-from paper_repro.losses import FeatureTaps
-from paper_repro.method import METHOD, copy_students, distill_step, expected_sparse_counts, sparsify_step
+from paper_repro.method import Method, resolve_method
 from paper_repro.models import build_model
-from paper_repro.models.groups import FlatGroups
 from paper_repro.provenance import device_name, resolve_device
 
 p = argparse.ArgumentParser()
@@ -35,29 +34,25 @@ dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 torch.manual_seed(0)
 net = build_model(args.arch, width=args.width).to(dev).to(memory_format=torch.channels_last)
-teacher, students = copy_students(net, args.students)
-t_taps, s_taps = FeatureTaps(teacher), [FeatureTaps(s) for s in students]
-opt = torch.optim.SGD([q for s in students for q in s.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-4)
-groups = FlatGroups([s.channel_groups() for s in students])  # as prune_train
-cm = CostModel(teacher)
+cm = CostModel(net)
 t0 = time.perf_counter()
 alloc = allocate(cm, cm.widths, parse_target(args.target))
 alloc_first = time.perf_counter() - t0
-m_sparse = [expected_sparse_counts(cm.widths, alloc.keep)] * args.students
 ds = D.make_synthetic(n_train=args.batch * (args.warmup + args.steps), n_test=16).to(dev)
 batches = D.Batches(ds.train, args.batch, D.MEAN["synthetic"], D.STD["synthetic"], train=True,
                     channels_last=True, views=args.students)
-cfg = dict(METHOD)
-sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")} for _ in students]
-gen = torch.Generator().manual_seed(0)
+cfg = resolve_method(args.arch, args.target, "paper", students=args.students, width=args.width,
+                     batch_size=args.batch)
+method = Method(net, cfg, cm, parse_target(args.target), len(batches))
+method.begin_epoch(0)
 train_t, sparse_t = [], []
 for step, (x, y) in enumerate(batches):
     sync()
     a = time.perf_counter()
-    distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums)
+    method.distill(x, y)
     sync()
     b = time.perf_counter()
-    sparsify_step(groups, m_sparse, 1e-4, "taylor", "dynamic", [None] * len(students), gen)
+    method.sparsify()
     sync()
     c = time.perf_counter()
     if step >= args.warmup:

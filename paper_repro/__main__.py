@@ -11,6 +11,7 @@ import math
 import os
 import sys
 
+from .config import COMPILE_MODES
 from .data import DATASETS
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
@@ -70,7 +71,7 @@ def _count(args):
 
 
 BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
-COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+COMPILE_CHOICES = tuple("off" if m is False else m for m in COMPILE_MODES)  # the command line's spelling of False
 
 
 def _compile_mode(flag):
@@ -255,17 +256,21 @@ def main(argv=None):
     pr.add_argument("--profile", choices=PROFILES, default="cpu")
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--students", type=int, default=None, help="N students (default 2)")
-    pr.add_argument("--criterion", choices=CRITERIA, default=None, help="expected-sparse set criterion (default taylor)")
-    pr.add_argument("--selection", choices=SELECTIONS, default=None, help="re-select every iteration (dynamic), once per epoch (static) or once at the start (fixed)")
-    pr.add_argument("--penalty", choices=PENALTIES, default=None, help="penalty schedule (default progressive)")
-    pr.add_argument("--labels", choices=LABELS, default=None, help="on: add cross-entropy (ablation; default off)")
-    pr.add_argument("--kd-form", choices=KD_FORMS, default=None, help="teacher-prediction loss (default kl)")
-    pr.add_argument("--student-views", choices=STUDENT_VIEWS, default=None,
-                    help="own: each student its own crop + flip of the batch (default); shared: one view for all")
-    pr.add_argument("--kd-weight", type=float, default=None, help="λ1 (0 turns KD off)")
-    pr.add_argument("--feature-weight", type=float, default=None, help="λ2 (0 turns the feature loss off)")
-    pr.add_argument("--mutual-weight", type=float, default=None, help="λ3 (0 turns mutual learning off)")
-    pr.add_argument("--lambda-max", type=float, default=None, help="penalty strength at batch 64/lr 0.1/50k images")
+    named_values = {  # the method's settings with named values; None keeps the profile's
+        "--criterion": (CRITERIA, "expected-sparse set criterion (default taylor)"),
+        "--selection": (SELECTIONS, "re-select every iteration (dynamic), once per epoch (static) or once at the start (fixed)"),
+        "--penalty": (PENALTIES, "penalty schedule (default progressive)"),
+        "--labels": (LABELS, "on: add cross-entropy (ablation; default off)"),
+        "--kd-form": (KD_FORMS, "teacher-prediction loss (default kl)"),
+        "--student-views": (STUDENT_VIEWS, "own: each student its own crop + flip of the batch (default); shared: one view for all"),
+    }
+    for flag, (choices, text) in named_values.items():
+        pr.add_argument(flag, choices=choices, default=None, help=text)
+    weights = {"--kd-weight": "λ1 (0 turns KD off)", "--feature-weight": "λ2 (0 turns the feature loss off)",
+               "--mutual-weight": "λ3 (0 turns mutual learning off)",
+               "--lambda-max": "penalty strength at batch 64/lr 0.1/50k images"}
+    for flag, text in weights.items():
+        pr.add_argument(flag, type=float, default=None, help=text)
     pr.add_argument("--epochs", type=int, default=None, help="method epochs (default: the profile's)")
     pr.add_argument("--finetune-epochs", type=int, default=None, help="fine-tune after removal (default 0)")
     pr.add_argument("--teacher", default=None, help="baseline checkpoint to start from (default: cached baseline)")

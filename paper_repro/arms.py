@@ -48,7 +48,7 @@ class Arm:
 
 def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
     """(name, notebook, overrides of ablation.run_arm) of 03, 04, 05 and 06/07's own arm."""
-    from .ablation import SUBJECT, budget
+    from .studies.ablation import SUBJECT, budget
     from .method import resolve_method
 
     out = [(f"03-{_slug(a)}", "03_ablation_losses", dict(students=STUDENTS_03, **o)) for a, o in ARMS_03.items()]
@@ -70,11 +70,11 @@ def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
 
 def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
     """Every distinct run of notebooks 02-07 on `profile`, by name, in notebook order."""
-    from . import classic
-    from .ablation import SUBJECT, budget, shared_budget
+    from .studies import classic
+    from .studies.ablation import SUBJECT, budget, shared_budget
     from .campaign import PAPER_TARGETS
     from .method import resolve_method
-    from .peer import resolve_peer
+    from .studies.peer import resolve_peer
 
     arms, seen = {}, {}
 
@@ -119,7 +119,7 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
 
 
 def teacher_archs() -> list[str]:
-    from .ablation import SUBJECT
+    from .studies.ablation import SUBJECT
     from .campaign import PAPER_TARGETS
 
     return list(dict.fromkeys([SUBJECT["arch"], *PAPER_TARGETS]))
@@ -134,7 +134,7 @@ def commands(profile: str, seed: int = 0, teachers: bool = False) -> list[str]:
 
 def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
     """Train (or load) arm `name` by the notebook's own call; returns a one-line status."""
-    from . import ablation, classic, peer
+    from .studies import ablation, classic, peer
     from .method import prune_train
 
     arms = all_arms(profile, seed)

@@ -1,7 +1,14 @@
-"""Profiles and resolved settings.
+"""Profiles and resolved settings: the one home of every profile's values.
 
-A profile fixes the data, the budget and the widths; `resolve_baseline` turns (arch, profile, seed,
-overrides) into one flat dict that is saved next to every run and hashed into its cache key.
+A profile fixes the data, the budget and the widths. Its values for each part of the work are one table per
+part, all here (`PROFILE_TABLES`: the teachers, the students' recipe, the method, the classic pipelines, the
+ablation budget, the notebooks' own values), read through one resolver (`profile_settings`) and checked
+against unknown keys by one function (`check_known`). The recipes' defaults (`BASELINE` here, `method.METHOD`,
+`studies.classic.CLASSIC`, `studies.peer.PEER`) are what a profile changes. `resolve_baseline` turns (arch,
+profile, seed, overrides) into one flat dict that is saved next to every run and hashed into its cache key.
+
+Execution settings (`EXECUTION`: device, compile mode, progress bars) say where and how fast a run goes, not
+what it computes: they are arguments of the training functions, never part of a cache key.
 Values marked [chosen] are ours, not the paper's (the README lists them).
 """
 from __future__ import annotations
@@ -59,6 +66,64 @@ STUDENT_RECIPE = {
 }
 
 
+# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule). The students' data and optimizer
+# settings are `resolve_students` (the run's `baseline` settings); the teacher stays the profile's.
+PROFILE_METHOD = {
+    "smoke": dict(epochs=2, select_images=128),
+    # [chosen] 5x DPFPS's per-epoch penalty: with 3 epochs instead of 200 the progressive schedule has about
+    # one epoch at full strength, too little for λ_max = 0.01 to kill channels (an 8-epoch GPU run at 0.01
+    # reached 34% of a 60% FLOPs target).
+    # 3 epochs: two with the penalty before the LR decays, one to recover (fewer leave no recovery epoch).
+    "cpu": dict(epochs=3, lambda_max=0.05),
+    "paper": dict(),
+}
+
+# The classic pipelines (06), as PROFILE_METHOD: the cpu budget is ~1 % of the paper's steps, so slimming's λ
+# gets the same 5x the method's λ_max gets there.
+PROFILE_CLASSIC = {"smoke": dict(), "cpu": dict(slim_lambda=5e-4), "paper": dict()}
+
+# [chosen] Per-profile budget of one ablation arm (03-07; overrides of the method/students' settings).
+ABLATION_BUDGET = {
+    "smoke": dict(train_subset=256, epochs=1, lambda_max=0.3),  # strong enough that smoke arms do prune
+    # 3,000 of the 50,000 training images, 3 epochs (as notebook 02: two with the penalty, one to recover), so
+    # that the ~25 trainings of 03-07 fit beside 01, 02 and 08 in an hour on 2 cores. λ_max 0.1 (2x notebook
+    # 02's): at 0.05 a 4,000-image budget stopped at 58.9% of the 60% FLOPs target after the penalty epochs,
+    # and arms compare better at (nearly) the same ratio. 05 sweeps λ_max around it.
+    "cpu": dict(train_subset=3000, epochs=3, lambda_max=0.1),
+    "paper": dict(),  # the full recipe (200 epochs, 50,000 images): GPU-days for every arm
+}
+
+# [chosen] The notebooks' own per-profile values (smoke: just enough to run every cell).
+_NOTEBOOK_FULL = dict(
+    granularity_levels=[0.1, 0.3, 0.5, 0.7, 0.9],  # 06: weight sparsity levels of the granularity study
+    tp_kd_arm=False,  # 07: + a label-free TP Taylor arm (KD from the teacher); see 07's text for why not on cpu
+    tp_iterative_steps=400,  # 07: TP's benchmark, ratio 1.0 in 400 steps, stopped at the target
+    latency_repeats=30,  # 08: timed calls per measurement, warm-up excluded
+)
+NOTEBOOK = {"smoke": dict(_NOTEBOOK_FULL, granularity_levels=[0.3, 0.7], tp_kd_arm=True, tp_iterative_steps=100,
+                          latency_repeats=5),
+            "cpu": dict(_NOTEBOOK_FULL), "paper": dict(_NOTEBOOK_FULL)}
+
+# [chosen] Seeds that measure the run-to-run noise (noise.py): the reference settings rerun with each. smoke:
+# two, so that the code path runs in the tests; cpu and paper: three, the fewest that give a standard deviation.
+NOISE = {"smoke": dict(seeds=(0, 1)), "cpu": dict(seeds=(0, 1, 2)), "paper": dict(seeds=(0, 1, 2))}
+
+# [chosen] What a converged teacher reaches on all 10,000 test images (notebook 01's verdicts): issue 11's goals
+# for the cpu profile's reduced widths; the paper's full-width teachers are at 93-94%. None at smoke or paper.
+TEACHER_GOALS = {"smoke": dict(), "cpu": dict(resnet56=0.88, vgg_small=0.88, mobilenetv2=0.82), "paper": dict()}
+
+# Every per-profile table, by the part of the work it sets.
+PROFILE_TABLES = {"teacher": PROFILE_SETTINGS, "students": STUDENT_RECIPE, "method": PROFILE_METHOD,
+                  "classic": PROFILE_CLASSIC, "ablation": ABLATION_BUDGET, "notebook": NOTEBOOK, "noise": NOISE,
+                  "teacher_goals": TEACHER_GOALS}
+
+# Execution settings: where and how a run goes, not what it computes (never in a cache key).
+# compile: a torch.compile mode for the training step, or False: eager, the CPU default (bitwise reproducible);
+# the command line spells False "off".
+COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+EXECUTION = dict(device="auto", compile=False, progress=True)
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; valid names: {', '.join(PROFILES)}")
@@ -72,15 +137,35 @@ def pick_for_arch(value, arch):
     return value
 
 
+def profile_settings(part: str, profile: str, arch: str | None = None) -> dict:
+    """The values `profile` sets for `part` (a key of PROFILE_TABLES), each picked for `arch`."""
+    check_profile(profile)
+    return {k: pick_for_arch(v, arch) for k, v in PROFILE_TABLES[part][profile].items()}
+
+
+def check_known(overrides, valid) -> None:
+    """Every key of `overrides` is a setting in `valid`, else one error listing the valid ones."""
+    unknown = set(overrides) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(valid)}")
+
+
+def check_choice(name: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def check_compile(mode) -> None:
+    if mode is not False and mode not in COMPILE_MODES:  # `is`: 0 would pass `in`
+        raise ValueError(f"compile: unknown value {mode!r}; valid: {', '.join(map(str, COMPILE_MODES))}")
+
+
 def resolve_baseline(arch: str, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
     """Flat settings for training the baseline `arch` under `profile`; `overrides` win (None = keep)."""
     check_arch(arch)
-    check_profile(profile)
     cfg = dict(BASELINE)
-    cfg.update({k: pick_for_arch(v, arch) for k, v in PROFILE_SETTINGS[profile].items()})
-    unknown = set(overrides) - set(cfg) - {"num_classes"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | {'num_classes'})}")
+    cfg.update(profile_settings("teacher", profile, arch))
+    check_known(overrides, set(cfg) | {"num_classes"})
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     check_dataset(cfg["dataset"])
     if cfg.get("num_classes") is None:
@@ -90,8 +175,7 @@ def resolve_baseline(arch: str, profile: str = "cpu", seed: int = 0, **overrides
     for k in ("epochs", "batch_size"):
         if not (isinstance(cfg[k], int) and cfg[k] >= 1):
             raise ValueError(f"{k}: must be a positive integer, got {cfg[k]!r}")
-    if cfg["lr_schedule"] not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule: unknown value {cfg['lr_schedule']!r}; valid: {', '.join(LR_SCHEDULES)}")
+    check_choice("lr_schedule", cfg["lr_schedule"], LR_SCHEDULES)
     if not (isinstance(cfg["warmup_epochs"], int) and 0 <= cfg["warmup_epochs"] < cfg["epochs"]):
         raise ValueError(f"warmup_epochs: must be an integer in [0, epochs), got {cfg['warmup_epochs']!r}")
     cfg.update(arch=arch, profile=profile, seed=seed)
@@ -107,6 +191,5 @@ def config_key(cfg: dict, exclude=("profile",)) -> str:
 def resolve_students(arch: str, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
     """The students' data and optimizer settings: the baseline's, with `STUDENT_RECIPE[profile]`, then
     `overrides` (None = keep)."""
-    check_profile(profile)
-    recipe = {k: pick_for_arch(v, arch) for k, v in STUDENT_RECIPE[profile].items()}
+    recipe = profile_settings("students", profile, arch)
     return resolve_baseline(arch, profile, seed, **{**recipe, **{k: v for k, v in overrides.items() if v is not None}})

@@ -3,8 +3,10 @@
 FLOPs here are multiply-adds of conv + linear layers for one 32x32 image: the CIFAR pruning convention
 (ResNet-56 = 0.85M params / 125.49M); a network that sets `input_resolution` (ResNet-50: 224) is counted at
 that size instead, the ImageNet convention (ResNet-50 = 25,557,032 params). fvcore also counts batch-norm by
-default, so its handles are cleared and only conv and linear are registered again. The analytic `CostModel` gives the same numbers for any
-per-group keep counts without building a network; the allocation bisection calls it many times.
+default, so its handles are cleared and only conv and linear are registered again. The analytic `CostModel`
+gives the same numbers for any per-group keep counts without building a network; the allocation bisection calls
+it many times. `count_row` sets our count beside Torch-Pruning's and explains the difference term by term
+(notebook 07).
 """
 from __future__ import annotations
 
@@ -134,3 +136,46 @@ class CostModel:
 
 def count(model: nn.Module, input_size=None) -> dict:
     return {"params": count_params(model), "macs": count_macs(model, input_size)}
+
+
+def count_row(name: str, model, input_size=(1, 3, 32, 32)) -> dict:
+    """Our count (fvcore: conv + linear multiply-adds; all parameters) beside Torch-Pruning's
+    `tp.utils.count_ops_and_params`, with TP's extra MACs split by module type.
+
+    TP's counter hooks modules: it adds BatchNorm (2 ops per element, affine), pooling (1 per input element)
+    and linear/conv biases to the multiply-adds, and counts nn.ReLU modules (ours are functional, so none).
+    `unexplained` is what remains of the difference after those terms; 0 means the two agree exactly."""
+    import torch_pruning as tp
+
+    model = model.eval()
+    x = torch.zeros(input_size, device=next(model.parameters()).device)
+    ours = count(model)
+    macs_tp, params_tp, layer_flops, _ = tp.utils.count_ops_and_params(model, x, layer_wise=True)
+    bn = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    pool = sum(layer_flops[m] or 0 for m in model.modules()
+               if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)))
+    relu = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6)))
+    bias = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
+    bias += sum(m.out_channels * s for m, s in _conv_bias_positions(model, x))
+    analytic = CostModel(model).cost(model.widths())[1] if hasattr(model, "widths") else None
+    macs_tp = int(macs_tp)
+    diff = macs_tp - ours["macs"]
+    return dict(model=name, params_ours=ours["params"], params_tp=int(params_tp),
+                params_diff=int(params_tp) - ours["params"], macs_ours=ours["macs"], macs_analytic=analytic,
+                macs_tp=macs_tp, macs_diff=diff, macs_diff_pct=100 * diff / ours["macs"], tp_bn=int(bn),
+                tp_pool=int(pool), tp_relu=int(relu), tp_bias=int(bias),
+                unexplained=int(diff - bn - pool - relu - bias))
+
+
+def _conv_bias_positions(model, x):
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    if not convs:
+        return []
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape[-1] * o.shape[-2]))
+             for m in convs]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return [(m, sizes[m]) for m in convs]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,29 +17,28 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .allocation import Allocation, allocate, check_reachable, parse_target
-from .config import check_profile, config_key, pick_for_arch, resolve_baseline, resolve_students
+from .allocation import Allocation, allocate, parse_target
+from .config import (EXECUTION, check_choice, check_compile, check_known, check_profile, config_key,
+                     profile_settings, resolve_baseline, resolve_students)
 from .counting import CostModel, count
+from .engine import (autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches, evaluate,
+                     make_optimizer, milestone_epochs, prepare_data, pruning_run_dir, resume, save_epoch,
+                     timed_pass, train_batches)
 from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
-from .models import build_model
-from .provenance import device_name, git_commit, resolve_device
-from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .models.groups import FlatGroups
+from .provenance import device_name, git_commit
+from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
-from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .storage import TEACHER_REMEDY
-from .surgery import dead_masks, mask_model, prune_model, save_pruned
-from . import train as _train
-from .train import (autocast, compiled, curve_split, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs,
-                    out_of_time, prepare_data, train_baseline)
+from .storage import load_state, save_checkpoint, write_json
+from .surgery import dead_masks, logit_gap, mask_model, prune_model, save_pruned
+from .train import load_teacher, train_baseline
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
 # first step of training, and kept (the classic fixed mask).
 SELECTIONS = ("dynamic", "static", "fixed")
 LABELS = ("off", "on")
 STUDENT_VIEWS = ("own", "shared")
-COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 # [chosen] unless marked: the paper gives no values for these (docs/method.md §2, §3, §6).
 METHOD = dict(
@@ -57,58 +55,33 @@ METHOD = dict(
     # mutual term is then 0 and N > 1 only costs compute). "own": each student sees its own crop + flip of
     # the batch's images and T is run on each view; "shared": one view for all.
     student_views="own",
-    # torch.compile mode for the distillation forward/backward (teacher + students + L_M), or False: eager, the
-    # CPU default (bitwise reproducible). An execution setting like the device: not part of the cache key.
-    compile=False,
 )
 SELECT_RULES = ("teacher_agreement",)
-# Method epochs per profile (None: the baseline's epochs, the DPFPS schedule). The students' data and optimizer
-# settings are `config.resolve_students` (the run's `baseline` settings); the teacher stays the profile's.
-PROFILE_METHOD = {
-    "smoke": dict(epochs=2, select_images=128),
-    # [chosen] 5x DPFPS's per-epoch penalty: with 3 epochs instead of 200 the progressive schedule has about
-    # one epoch at full strength, too little for λ_max = 0.01 to kill channels (an 8-epoch GPU run at 0.01
-    # reached 34% of a 60% FLOPs target).
-    # 3 epochs: two with the penalty before the LR decays, one to recover (fewer leave no recovery epoch).
-    "cpu": dict(epochs=3, lambda_max=0.05),
-    "paper": dict(),
-}
-
-
-def _choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
-
-
 def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
-    """Flat method settings (+ the teacher's resolved baseline settings under 'baseline')."""
+    """Flat method settings (+ the teacher's resolved baseline settings under 'baseline'). `compile` (an
+    execution setting, `config.EXECUTION`) is recorded with them and left out of the run's cache key."""
     check_profile(profile)
     base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
-    cfg = dict(METHOD)
-    for k, v in PROFILE_METHOD[profile].items():
-        cfg[k] = pick_for_arch(v, arch)
-    unknown = set(overrides) - set(cfg) - base_keys
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(cfg) | base_keys)}")
+    cfg = dict(METHOD, compile=EXECUTION["compile"], **profile_settings("method", profile, arch))
+    check_known(overrides, set(cfg) | base_keys)
     cfg.update({k: v for k, v in overrides.items() if k in cfg and v is not None})
     if cfg["epochs"] is None:
         cfg["epochs"] = baseline["epochs"]
-    _choice("criterion", cfg["criterion"], CRITERIA)
-    _choice("selection", cfg["selection"], SELECTIONS)
-    _choice("penalty", cfg["penalty"], PENALTIES)
-    _choice("labels", cfg["labels"], LABELS)
-    _choice("kd_form", cfg["kd_form"], KD_FORMS)
-    _choice("student_views", cfg["student_views"], STUDENT_VIEWS)
-    _choice("select", cfg["select"], SELECT_RULES)
+    check_choice("criterion", cfg["criterion"], CRITERIA)
+    check_choice("selection", cfg["selection"], SELECTIONS)
+    check_choice("penalty", cfg["penalty"], PENALTIES)
+    check_choice("labels", cfg["labels"], LABELS)
+    check_choice("kd_form", cfg["kd_form"], KD_FORMS)
+    check_choice("student_views", cfg["student_views"], STUDENT_VIEWS)
+    check_choice("select", cfg["select"], SELECT_RULES)
     if baseline["lr_schedule"] != "multistep":  # θ = lr·λ and E1 are per epoch: the students' LR must be too
         raise ValueError(f"lr_schedule: the students train with the per-epoch step schedule (multistep), "
                          f"got {baseline['lr_schedule']!r}")
     if not (isinstance(cfg["select_images"], int) and cfg["select_images"] >= 1):
         raise ValueError(f"select_images: must be a positive integer, got {cfg['select_images']!r}")
-    if cfg["compile"] is not False and cfg["compile"] not in COMPILE_MODES:  # `is`: 0 would pass `in`
-        raise ValueError(f"compile: unknown value {cfg['compile']!r}; valid: {', '.join(map(str, COMPILE_MODES))}")
+    check_compile(cfg["compile"])
     if not (isinstance(cfg["students"], int) and cfg["students"] >= 1):
         raise ValueError(f"students: must be an integer >= 1, got {cfg['students']!r}")
     for k in ("kd_weight", "feature_weight", "mutual_weight", "ce_weight", "lambda_max"):
@@ -131,20 +104,6 @@ class MethodRun:
     metrics: list[dict]
     scores: list[dict]
     run_dir: Path
-
-
-def _load_teacher(path, cfg) -> tuple[torch.nn.Module, float]:
-    b = cfg["baseline"]
-    ckpt = load_checkpoint(path, expect={"arch": cfg["arch"], "num_classes": b["num_classes"], "width": b["width"]},
-                           remedy=TEACHER_REMEDY)  # the user's file: never "delete it"
-    model = build_model(cfg["arch"], b["num_classes"], width=b["width"])
-    load_state(model, ckpt["model"], path, remedy=TEACHER_REMEDY)
-    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
-    return model, acc, ckpt.get("config")
-
-
-def _alive_counts(groups, rel):
-    return [int(g.alive(rel).sum()) for g in groups]
 
 
 def _student_losses(cfg, s_logits, s_feats, t_logits, t_feats, i, y):
@@ -235,34 +194,135 @@ def sparsify_step(groups, m_sparse, theta, criterion, selection, selected, gener
     return first
 
 
-def checked_target(arch: str, cfg: dict, device):
-    """(target, device, the run's baseline settings, cost model) of a resolved pruning config; an unreachable
-    target or a bad device fails here, before any training."""
-    tgt = parse_target(cfg["target"])
-    dev = resolve_device(device)
-    b = cfg["baseline"]
-    cost_model = CostModel(build_model(arch, b["num_classes"], width=b["width"]))
-    check_reachable(cost_model, tgt)
-    return tgt, dev, b, cost_model
+class Method:
+    """The method's state between iterations (docs/method.md §3.5): the frozen teacher, the students and their
+    feature taps, every student's channel groups (flat, for the one-shot sparsity step), the students' optimizer
+    and step schedule, their allocations (re-solved every epoch), the expected-sparse sets kept by the static and
+    fixed selections, and the generator of the random criterion. An epoch is `begin_epoch`, `step` per batch, the
+    per-epoch LR step, then `end_epoch`; `state_dict`/`load_state_dict` resume it between epochs."""
+
+    def __init__(self, teacher: torch.nn.Module, cfg: dict, cost_model: CostModel, target, steps_per_epoch: int):
+        b = cfg["baseline"]
+        self.cfg, self.cost_model, self.target = cfg, cost_model, target
+        self.teacher, self.students = copy_students(teacher, cfg["students"])
+        self.t_taps = FeatureTaps(self.teacher)  # after the copies: a deepcopy would carry the teacher's hooks along
+        self.s_taps = [FeatureTaps(s) for s in self.students]
+        self.groups = [s.channel_groups() for s in self.students]
+        self.flat = FlatGroups(self.groups)  # every layer of every student at once in sparsify_step
+        self.losses = compiled(distill_losses, cfg["compile"])
+        self.opt, self.sched = make_optimizer(torch.nn.ModuleList(self.students), dict(b, epochs=cfg["epochs"]),
+                                              steps_per_epoch)
+        self.first_decay = milestone_epochs(b["lr_milestones"], cfg["epochs"])[0]
+        self.lam_max = cfg["lambda_max"]
+        if cfg["lambda_scaling"]:
+            self.lam_max = scaled_lambda(cfg["lambda_max"], b["batch_size"], b["lr"], steps_per_epoch * b["batch_size"])
+        self.allocs: list[Allocation] = [allocate(cost_model, self.alive(i), target) for i in range(len(self.students))]
+        self.generator = torch.Generator().manual_seed(cfg["seed"] + 99)
+        self.fixed = None  # selection "fixed": the expected-sparse sets chosen at the first step of training
+
+    def alive(self, i: int) -> list[int]:
+        """Student i's alive channels per layer (scale above `alive_threshold` of its layer's largest)."""
+        return [int(g.alive(self.cfg["alive_threshold"]).sum()) for g in self.groups[i]]
+
+    def begin_epoch(self, epoch: int) -> None:
+        """This epoch's penalty λ and threshold θ = lr·λ, expected-sparse counts m_l from the allocations, fresh
+        loss sums; static selection re-chooses at the epoch's first step, fixed keeps its first choice."""
+        cfg, dev = self.cfg, self.teacher_device()
+        self.lam = self.lam_max * penalty_scale(epoch, self.first_decay, cfg["penalty"])
+        self.lr = self.opt.param_groups[0]["lr"]
+        self.theta = self.lr * self.lam
+        self.m_sparse = [expected_sparse_counts(self.cost_model.widths, a.keep) for a in self.allocs]
+        self.sums = [{k: torch.zeros((), device=dev) for k in ("kd", "feature", "mutual", "ce")}
+                     for _ in self.students]
+        self.selected = self.fixed if cfg["selection"] == "fixed" and self.fixed is not None \
+            else [None] * len(self.students)
+        self.last_scores, self.n_steps = None, 0
+        for s in self.students:
+            s.train()
+
+    def step(self, x, y) -> None:
+        """One iteration: `distill` then `sparsify`."""
+        self.distill(x, y)
+        self.sparsify()
+
+    def distill(self, x, y) -> None:
+        """L_M of every student, one backward, one SGD step (loss terms summed on the device)."""
+        distill_step(self.teacher, self.t_taps, self.students, self.s_taps, self.opt, self.cfg, x, y, self.sums,
+                     self.losses)
+
+    def sparsify(self) -> None:
+        """Every student's sparsity step: scores, expected-sparse sets, group prox at θ."""
+        sc = sparsify_step(self.flat, self.m_sparse, self.theta, self.cfg["criterion"], self.cfg["selection"],
+                           self.selected, self.generator)
+        self.last_scores = sc if sc is not None else self.last_scores
+        self.n_steps += 1
+
+    def end_epoch(self, epoch: int, curve_b, epoch_seconds: float) -> tuple[list[dict], list[dict]]:
+        """After the epoch's LR step: re-solve every student's allocation from its alive channels. Returns
+        (one metrics row per student, with its accuracy on `curve_b`; student 0's channel scores)."""
+        if self.cfg["selection"] == "fixed":
+            self.fixed = self.selected
+        scores = []  # `fixed` scores only at the first step of training: later epochs have no fresh scores to log
+        for l, (v, sel) in enumerate(zip(self.last_scores or [], self.selected[0])):  # one host copy per layer
+            for c, (score, chosen) in enumerate(zip(v.tolist(), sel.tolist())):
+                scores.append(dict(epoch=epoch + 1, layer=l, channel=c, score=score, selected=chosen))
+        rows, dev = [], self.teacher_device()
+        p_full, f_full = self.cost_model.full()
+        for i, s in enumerate(self.students):
+            alive = self.alive(i)
+            p_alive, f_alive = self.cost_model.cost(alive)
+            _, acc = evaluate(s, curve_b, dev)
+            self.allocs[i] = allocate(self.cost_model, alive, self.target)
+            rows.append(dict(epoch=epoch + 1, student=i, lr=self.lr, lambda_=self.lam, theta=self.theta,
+                             **{f"loss_{k}": float(v) / self.n_steps for k, v in self.sums[i].items()},
+                             curve_acc=acc, curve_images=len(curve_b.split.y), params_pruned=1 - p_alive / p_full,
+                             flops_pruned=1 - f_alive / f_full, alloc_scale=self.allocs[i].scale,
+                             alloc_ratio=self.allocs[i].ratio, alive_widths="|".join(map(str, alive)),
+                             epoch_seconds=epoch_seconds))
+        return rows, scores
+
+    def teacher_device(self) -> torch.device:
+        return next(self.teacher.parameters()).device
+
+    def state_dict(self) -> dict:
+        return dict(students=[s.state_dict() for s in self.students], optimizer=self.opt.state_dict(),
+                    scheduler=self.sched.state_dict(), allocs=[a.__dict__ for a in self.allocs],
+                    score_gen=self.generator.get_state(), fixed_selected=self.fixed)
+
+    def load_state_dict(self, state: dict, path=None) -> None:
+        for s, sd in zip(self.students, state["students"]):
+            load_state(s, sd, path)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.allocs = [Allocation(**a) for a in state["allocs"]]
+        self.generator.set_state(state["score_gen"])
+        self.fixed = state.get("fixed_selected")
+
+    def close(self) -> None:
+        """Remove the feature taps' hooks (the networks are used on without them)."""
+        self.t_taps.remove()
+        for tap in self.s_taps:
+            tap.remove()
 
 
 @holds_run_locks
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
-                **overrides) -> MethodRun:
+                compile=EXECUTION["compile"], **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
     `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
     checkpoint path (default: the cached baseline of these settings, trained if missing). `out`: the run
     folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
     `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
-    epochs, not the teacher's training nor the removal after the last epoch)."""
-    cfg = resolve_method(arch, target, profile, seed, **overrides)
+    epochs, not the teacher's training nor the removal after the last epoch). `compile`: a torch.compile mode
+    for the distillation step (`config.COMPILE_MODES`), as in train_baseline."""
+    cfg = resolve_method(arch, target, profile, seed, compile=compile, **overrides)
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     if teacher is not None:
-        teacher_model, baseline_acc, teacher_cfg = _load_teacher(teacher, cfg)
+        teacher_model, baseline_acc, teacher_cfg, _ = load_teacher(teacher, arch, b)
         teacher_device = "given checkpoint"
         # Recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher
         # may differ from the profile (e.g. fewer epochs), and the record says how.
@@ -273,130 +333,56 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
         cfg["teacher_config"] = base.config
     key = config_key({k: v for k, v in cfg.items()}, exclude=("profile", "compile"))
-    rdir = Path(out) if out is not None else \
-        _train.RUNS / "prune" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    rdir = pruning_run_dir("prune", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
     complete = _complete(rdir, arch, key, cfg["epochs"], export)
     if not complete:
         lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
     views = cfg["students"] if cfg["student_views"] == "own" else 1
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
-                        channels_last=b["channels_last"], views=views)
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
-    curve = curve_split(b, test_split)  # per-epoch curve: a fixed test subset (labelled so in metrics.csv)
-    curve_b = test_b if curve is test_split else D.Batches(curve, 500, mean, std, train=False,
-                                                           channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 17, views=views)
+    test_b = eval_batches(test_split, b)
+    _, curve_b = curve_batches(b, test_split, test_b)  # per-epoch curve: a fixed test subset (labelled so)
     select_split, select_heldout = D.heldout(ds.train, b["train_subset"], cfg["select_images"], seed=b["seed"] + 1)
-    select_b = D.Batches(select_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    select_b = eval_batches(select_split, b)
 
-    teacher_model, students = copy_students(teacher_model.to(dev), cfg["students"])
-    t_taps = FeatureTaps(teacher_model)  # after the copies: a deepcopy would carry the teacher's hooks along
-    s_taps = [FeatureTaps(s) for s in students]
-    groups = [s.channel_groups() for s in students]
-    flat = FlatGroups(groups)  # every layer of every student at once in sparsify_step
-    losses = compiled(distill_losses, cfg["compile"])
-    widths = cost_model.widths
-    opt_cfg = dict(b, epochs=cfg["epochs"])
-    opt, sched = make_optimizer(torch.nn.ModuleList(students), opt_cfg, len(train_b))
-    first_decay = milestone_epochs(b["lr_milestones"], cfg["epochs"])[0]
-    lam_max = cfg["lambda_max"]
-    if cfg["lambda_scaling"]:
-        lam_max = scaled_lambda(cfg["lambda_max"], b["batch_size"], b["lr"], len(train_b) * b["batch_size"])
-    rel = cfg["alive_threshold"]
-    allocs: list[Allocation] = [allocate(cost_model, _alive_counts(g, rel), tgt) for g in groups]
-    score_gen = torch.Generator().manual_seed(seed + 99)
-
+    method = Method(teacher_model.to(dev), cfg, cost_model, tgt, len(train_b))
     state_path = rdir / "state.pt"
     start, metrics, scores_log, seconds = 0, [], [], 0.0
-    fixed = None  # selection "fixed": the expected-sparse sets chosen at the first step of training
-    if state_path.exists():
-        st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
-        for s, sd in zip(students, st["students"]):
-            load_state(s, sd, state_path)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        allocs = [Allocation(**a) for a in st["allocs"]]
+    st = resume(state_path, {"arch": arch, "config_key": key}, lambda state: method.load_state_dict(state, state_path))
+    if st is not None:
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
-        score_gen.set_state(st["score_gen"])
-        fixed = st.get("fixed_selected")
     if not complete:
-        write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": lam_max, **ds.stamp()})
+        write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": method.lam_max,
+                                          **ds.stamp()})
 
-    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     if progress and start >= cfg["epochs"]:
         print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; removal re-measured",
               flush=True)
-    bar = epoch_bar(range(start, end), f"{arch} method", progress, cfg["epochs"])
-    t_call, walls = time.perf_counter(), []
-    for epoch in bar:
-        if out_of_time(t_call, time_budget_s, walls, metrics):
-            break
-        t_wall = time.perf_counter()
+    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} method", progress, max_epochs_now, time_budget_s,
+                                 metrics):
         torch.manual_seed(seed * 1000 + epoch + 7)
-        lam = lam_max * penalty_scale(epoch, first_decay, cfg["penalty"])
-        lr = opt.param_groups[0]["lr"]
-        theta = lr * lam
-        m_sparse = [expected_sparse_counts(widths, a.keep) for a in allocs]
-        sums = [dict(kd=torch.zeros((), device=dev), feature=torch.zeros((), device=dev),
-                     mutual=torch.zeros((), device=dev), ce=torch.zeros((), device=dev)) for _ in students]
-        # static: chosen at the first step of each epoch; fixed: at the first step of training, then kept
-        selected = fixed if cfg["selection"] == "fixed" and fixed is not None else [None] * len(students)
-        last_scores, n_steps, t0 = None, 0, time.perf_counter()
-        for s in students:
-            s.train()
-        for x, y in train_b.set_epoch(epoch):
-            distill_step(teacher_model, t_taps, students, s_taps, opt, cfg, x, y, sums, losses)
-            sc = sparsify_step(flat, m_sparse, theta, cfg["criterion"], cfg["selection"], selected, score_gen)
-            last_scores = sc if sc is not None else last_scores
-            n_steps += 1
-        sched.step()
-        if cfg["selection"] == "fixed":
-            fixed = selected
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        method.begin_epoch(epoch)
+        _, dt = timed_pass(lambda: [method.step(x, y) for x, y in train_b.set_epoch(epoch)], method.sched, dev)
         seconds += dt
-        # `fixed` scores only at the first step of training: later epochs have no fresh scores to log
-        for l, (v, sel) in enumerate(zip(last_scores or [], selected[0])):  # one host copy per layer
-            for c, (score, chosen) in enumerate(zip(v.tolist(), sel.tolist())):
-                scores_log.append(dict(epoch=epoch + 1, layer=l, channel=c, score=score, selected=chosen))
-        for i, (s, gs) in enumerate(zip(students, groups)):
-            alive = _alive_counts(gs, rel)
-            p_alive, f_alive = cost_model.cost(alive)
-            p_full, f_full = cost_model.full()
-            _, acc = evaluate(s, curve_b, dev)
-            allocs[i] = allocate(cost_model, alive, tgt)
-            metrics.append(dict(epoch=epoch + 1, student=i, lr=lr, lambda_=lam, theta=theta,
-                                **{f"loss_{k}": float(v) / n_steps for k, v in sums[i].items()},
-                                curve_acc=acc, curve_images=len(curve.y), params_pruned=1 - p_alive / p_full,
-                                flops_pruned=1 - f_alive / f_full,
-                                alloc_scale=allocs[i].scale, alloc_ratio=allocs[i].ratio,
-                                alive_widths="|".join(map(str, alive)), epoch_seconds=dt))
+        rows, scores = method.end_epoch(epoch, curve_b, dt)
+        metrics += rows
+        scores_log += scores
         bar.set_postfix(acc=f"{metrics[-1]['curve_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
-        save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1,
-                                         students=[s.state_dict() for s in students], optimizer=opt.state_dict(),
-                                         scheduler=sched.state_dict(), allocs=[a.__dict__ for a in allocs],
-                                         metrics=metrics, scores=scores_log, seconds=seconds,
-                                         score_gen=score_gen.get_state(), fixed_selected=fixed))
-        write_text(rdir / "metrics.csv", metrics_csv(metrics))
-        write_text(rdir / "scores.csv", metrics_csv(scores_log))
-        walls.append(time.perf_counter() - t_wall)
-    bar.close()
-    t_taps.remove()
-    for tap in s_taps:
-        tap.remove()
+        save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **method.state_dict(),
+                                    metrics=metrics, scores=scores_log, seconds=seconds),
+                   metrics=metrics, scores=scores_log)
+    method.close()
     done = bool(metrics) and metrics[-1]["epoch"] >= cfg["epochs"]
     summary = {}
     pruned = []
     if done:
-        summary, pruned = _finish(cfg, tgt, teacher_model, students, test_b, train_b, dev, rdir, baseline_acc,
-                                  ds, seconds, teacher_device, lam_max, export, select_b, select_heldout,
-                                  write=not complete)
-    return MethodRun(cfg, teacher_model, students, pruned, summary, metrics, scores_log, rdir)
+        summary, pruned = _finish(cfg, tgt, method.teacher, method.students, test_b, train_b, dev, rdir,
+                                  baseline_acc, ds, seconds, teacher_device, method.lam_max, export, select_b,
+                                  select_heldout, write=not complete)
+    return MethodRun(cfg, method.teacher, method.students, pruned, summary, metrics, scores_log, rdir)
 
 
-def _finetune(model, teacher, cfg, train_b, dev):
+def finetune(model, teacher, cfg, train_b, dev):
     """Optional fine-tuning after removal [chosen]: label-free KD from the teacher (plus CE if labels=on)."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg["finetune_lr"], momentum=0.9, weight_decay=1e-4)
     for e in range(cfg["finetune_epochs"]):
@@ -430,7 +416,7 @@ def agreement(model, teacher, batches, device) -> float:
 def select_student(per: list[dict], rule: str = "teacher_agreement") -> int:
     """The reported student: the highest `select_<rule>` score; ties go to the lower index. Test accuracy is
     never looked at (choosing on it would report a maximum over noise)."""
-    _choice("select", rule, SELECT_RULES)
+    check_choice("select", rule, SELECT_RULES)
     return max(range(len(per)), key=lambda i: (per[i][f"select_{rule}"], -i))
 
 
@@ -460,7 +446,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         diff_trained = logit_gap(pruned, s, held)
         _, acc_trained = evaluate(s, test_b, dev)
         if cfg["finetune_epochs"]:
-            pruned = _finetune(pruned, teacher, cfg, train_b, dev)
+            pruned = finetune(pruned, teacher, cfg, train_b, dev)
         _, acc_pruned = evaluate(pruned, test_b, dev)
         select = agreement(pruned, teacher, select_b, dev)
         after = count(pruned)
@@ -502,17 +488,6 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
     )
     write_json(rdir / "summary.json", summary)
     return summary, pruned_models
-
-
-def logit_gap(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> float:
-    """max |a(x) − b(x)| in eval mode, on CPU copies in float64. Removal is exact in exact arithmetic; in float32
-    the rounding of differently sized sums is amplified by BatchNorms of nearly dead channels (small running
-    variance; up to ~1e-3 on a short-budget student) and a GPU's TF32 adds ~1e-3 more. Float64 leaves only what
-    the surgery itself does: ~1e-12 when it is exact, the size of a logit when it is not."""
-    a, b = copy.deepcopy(a).cpu().double().eval(), copy.deepcopy(b).cpu().double().eval()
-    with torch.no_grad():
-        x = x.detach().cpu().double().contiguous()
-        return (a(x) - b(x)).abs().max().item()
 
 
 def _met(tgt, p) -> bool:

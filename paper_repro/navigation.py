@@ -105,7 +105,7 @@ def runs_snapshot(runs=None) -> dict:
     """{file: mtime} of the files under the run cache (runs/, or $PAPER_REPRO_RUNS), to tell whether a notebook
     trained anything."""
     if runs is None:
-        from .train import RUNS as runs
+        from .engine import RUNS as runs
     runs = Path(runs)
     if not runs.exists():
         return {}

@@ -15,15 +15,12 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-# [chosen] Seeds per profile. smoke: two, so that the code path runs in the tests; cpu: three (the fewest that
-# give a standard deviation worth the name); paper: three.
-NOISE_SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
+from .config import profile_settings
 
 
 def noise_seeds(profile: str) -> tuple[int, ...]:
-    if profile not in NOISE_SEEDS:
-        raise ValueError(f"profile: unknown profile {profile!r}; valid names: {', '.join(NOISE_SEEDS)}")
-    return NOISE_SEEDS[profile]
+    """The profile's seeds (config.NOISE)."""
+    return tuple(profile_settings("noise", profile)["seeds"])
 
 
 @dataclass

@@ -22,7 +22,7 @@ from .provenance import ROOT, git_commit
 from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index
 from .runlock import run_lock
 from .storage import write_text
-from .train import ENV_PROGRESS
+from .engine import ENV_PROGRESS
 
 NOTEBOOKS = ROOT / "notebooks"
 

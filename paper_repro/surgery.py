@@ -167,3 +167,14 @@ def export_onnx(model: nn.Module, path, example_input) -> Path:
     # temporary name); fine below ONNX's 2 GB limit, far above these networks.
     return _save_via_temp(Path(path), lambda tmp: torch.onnx.export(
         m, args, tmp, dynamo=True, dynamic_shapes=dynamic, external_data=False, verbose=False))
+
+
+def logit_gap(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> float:
+    """max |a(x) − b(x)| in eval mode, on CPU copies in float64. Removal is exact in exact arithmetic; in float32
+    the rounding of differently sized sums is amplified by BatchNorms of nearly dead channels (small running
+    variance; up to ~1e-3 on a short-budget student) and a GPU's TF32 adds ~1e-3 more. Float64 leaves only what
+    the surgery itself does: ~1e-12 when it is exact, the size of a logit when it is not."""
+    a, b = copy.deepcopy(a).cpu().double().eval(), copy.deepcopy(b).cpu().double().eval()
+    with torch.no_grad():
+        x = x.detach().cpu().double().contiguous()
+        return (a(x) - b(x)).abs().max().item()

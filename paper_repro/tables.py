@@ -105,7 +105,7 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
     against its own baseline: the budgets and data differ, so absolute accuracies are not comparable. `device`:
     where our row was trained (None for published rows), for the figure's stamp."""
-    from .ablation import SUBJECT
+    from .studies.ablation import SUBJECT
 
     rows = []
     for name, (kind, acc_col) in OTHER_METHODS.items():

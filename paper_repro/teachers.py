@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .config import config_key, resolve_baseline
+from .config import config_key, profile_settings, resolve_baseline
 from .models import build_model
 from .provenance import ROOT, cpu_model, git_commit
 from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
@@ -31,9 +31,9 @@ RETRAIN_COMMAND = "make teachers"
 WEIGHTS, RESUME = "teacher.pt", "resume.pt"
 
 
-# [chosen] What a converged teacher reaches on all 10,000 test images at the cpu profile's reduced widths (issue
-# 11's goals; the paper's full-width teachers are at 93-94%). Notebook 01 judges each teacher against it.
-TEACHER_GOALS = {"cpu": {"resnet56": 0.88, "vgg_small": 0.88, "mobilenetv2": 0.82}}
+def teacher_goals(profile: str) -> dict:
+    """{arch: test accuracy} a converged teacher of `profile` reaches (config.TEACHER_GOALS; notebook 01)."""
+    return profile_settings("teacher_goals", profile)
 
 
 def teacher_dir(arch: str, profile: str, seed: int = 0) -> Path:
@@ -114,7 +114,7 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
             "model", "metrics", "train_seconds", "device")
     save_checkpoint(d / WEIGHTS, {k: ckpt[k] for k in keep if k in ckpt})
     write_json(d / "config.json", {**cfg, "config_key": ckpt["config_key"], **dataset_stamp})
-    from .train import metrics_csv
+    from .engine import metrics_csv
 
     write_text(d / "metrics.csv", metrics_csv(ckpt["metrics"]))
     last = ckpt["metrics"][-1]

@@ -1,35 +1,19 @@
 """Baseline (teacher) training: cached by resolved settings, resumable, atomic, deterministic on CPU."""
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import math
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
-from . import data as D
 from .config import config_key, resolve_baseline
+from .engine import (compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss,
+                     prepare_data, restore_training, resume, run_folder, save_epoch, timed_epoch, train_batches,
+                     training_state)
 from .models import build_model
 from .provenance import ROOT, device_name, resolve_device
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
-from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
-
-ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (arms.py)
-RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
-ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduce`); bars stay for CLI and Lab
-
-
-def epoch_bar(epochs: range, desc: str, progress: bool, total: int):
-    """A tqdm bar over the epochs still to run; off when `progress` is False or $PAPER_REPRO_PROGRESS is 0."""
-    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0"
-    return tqdm(epochs, desc=desc, disable=quiet, initial=epochs.start, total=total)
+from .storage import TEACHER_REMEDY, CheckpointError, load_checkpoint, load_state, write_json
 
 
 @dataclass
@@ -45,191 +29,8 @@ class BaselineRun:
     checkpoint: Path | None = None  # the weights file: run_dir/checkpoint.pt, or a committed teacher's teacher.pt
 
 
-def curve_split(cfg: dict, test: D.Split) -> D.Split:
-    """The fixed test subset behind the per-epoch curve (`curve_test_subset`; the whole split when None)."""
-    return D.subset(test, cfg.get("curve_test_subset"), seed=cfg["seed"] + 3)
-
-
-def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
-    ds = D.load_cifar(cfg["dataset"], data_dir=data_dir, download=download)
-    if ds.num_classes != cfg["num_classes"]:
-        raise ValueError(f"num_classes: {cfg['dataset']} has {ds.num_classes} classes, settings say {cfg['num_classes']}")
-    ds.to(device)
-    train = D.subset(ds.train, cfg["train_subset"], seed=cfg["seed"] + 1)
-    test = D.subset(ds.test, cfg["test_subset"], seed=cfg["seed"] + 2)
-    return ds, train, test
-
-
-def autocast(device):
-    """bf16 autocast on a GPU (BatchNorm stays fp32 under autocast); plain fp32 on the CPU."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def compiled(fn, mode):
-    """torch.compile(fn, mode=mode), or fn itself when mode is False (eager: the default, and what the CPU runs;
-    at batch 64 a GPU step is launch-bound and compiling fuses kernels / replays them as a CUDA graph)."""
-    return torch.compile(fn, mode=mode) if mode else fn
-
-
-def plain_loss(model, x, y):
-    with autocast(x.device):
-        out = model(x)
-        return F.cross_entropy(out.float(), y), out
-
-
-def train_epoch(model, batches, opt, loss_fn, after_backward=None, sched=None):
-    """One pass of SGD over `batches`: loss_fn(model, x, y) -> (loss, logits); `after_backward()` may edit the
-    gradients before the step (a sparsity penalty); `sched` (a per-step schedule) steps after every update.
-    Returns (Σ loss·n, correct, n), the sums kept on the device (no host sync inside the loop)."""
-    dev = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=dev)
-    correct = torch.zeros((), device=dev, dtype=torch.long)
-    n = 0
-    for x, y in batches:
-        loss, out = loss_fn(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if after_backward is not None:
-            after_backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (out.argmax(1) == y).sum()
-        n += len(y)
-    return loss_sum, correct, n
-
-
-def timed_epoch(model, batches, opt, sched, loss_fn, device, after_backward=None):
-    """train_epoch in train mode, then the LR step, timed to the end of the device's work. Returns
-    (the lr it trained at, Σ loss·n, correct, n, seconds)."""
-    model.train()
-    lr, t0 = opt.param_groups[0]["lr"], time.perf_counter()
-    per_step = isinstance(sched, PerStepLR)
-    loss_sum, correct, n = train_epoch(model, batches, opt, loss_fn, after_backward, sched if per_step else None)
-    if not per_step:
-        sched.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return lr, loss_sum, correct, n, time.perf_counter() - t0
-
-
-@torch.no_grad()
-def evaluate(model, batches: D.Batches, device) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over a whole split; one host sync at the end."""
-    was = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
-    for x, y in batches:
-        with autocast(device):
-            out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
-        n += len(y)
-    model.train(was)
-    return loss_sum.item() / n, correct.item() / n
-
-
-@torch.no_grad()
-def predicted_counts(model, batches: D.Batches, num_classes: int) -> list[int]:
-    """How many images of the split the model assigns to each class (a collapsed network piles onto a few)."""
-    was = model.training
-    model.eval()
-    counts = None
-    for x, _ in batches:
-        with autocast(x.device):
-            c = torch.bincount(model(x).argmax(1), minlength=num_classes)
-        counts = c if counts is None else counts + c
-    model.train(was)
-    return counts.tolist()
-
-
-@torch.no_grad()
-def recalibrate_bn_(model, batches, max_batches: int | None = None):
-    """Recompute every BatchNorm's running mean/variance from scratch (cumulative average over `batches`, no
-    labels, no weight update), then eval mode. After channels are cut out, the later BNs' statistics no longer
-    match their inputs; this is the standard cheap repair (adaptive BN, Li et al. 2020, EagleEye)."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # None: a cumulative moving average, all batches weigh the same
-    model.train()
-    for i, (x, _) in enumerate(batches):
-        if max_batches is not None and i >= max_batches:
-            break
-        with autocast(x.device):
-            model(x)
-    for m, mom in zip(bns, momenta):
-        m.momentum = mom
-    return model.eval()
-
-
-class PerStepLR(torch.optim.lr_scheduler.LambdaLR):
-    """A LambdaLR over optimizer steps (not epochs): `train_epoch` steps it after every update."""
-
-
-def milestone_epochs(fractions, epochs: int) -> list[int]:
-    """Epochs at which a step schedule decays, from fractions of the run: each at least 1 (a milestone at 0
-    would decay before the first step) and each after the previous one. Rounding alone collides on short runs:
-    with 3 epochs round(0.5·3) == round(0.75·3) == 2, and the last epoch ran at lr/100 instead of lr/10."""
-    out = []
-    for f in fractions:
-        m = max(1, int(round(f * epochs)))
-        out.append(max(m, out[-1] + 1) if out else m)
-    return out
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int):
-    """LR factor at step t: linear from 1/warmup_steps up to 1, then a half cosine down to 0 at total_steps."""
-    def factor(t: int) -> float:
-        if t < warmup_steps:
-            return (t + 1) / warmup_steps
-        done = (t - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
-    return factor
-
-
-def make_optimizer(model, cfg: dict, steps_per_epoch: int):
-    """SGD with the schedule of `cfg` (multistep: per epoch; cosine: per step, see `PerStepLR`)."""
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"], nesterov=cfg.get("nesterov", False))
-    if cfg.get("lr_schedule", "multistep") == "cosine":
-        total = cfg["epochs"] * steps_per_epoch
-        sched = PerStepLR(opt, warmup_cosine(total, cfg.get("warmup_epochs", 0) * steps_per_epoch))
-    else:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestone_epochs(cfg["lr_milestones"],
-                                                                                      cfg["epochs"]),
-                                                     gamma=cfg["lr_gamma"])
-    return opt, sched
-
-
 def run_dir_for(cfg: dict, kind: str = "baselines") -> Path:
-    return RUNS / kind / f"{cfg['arch']}-{cfg['dataset']}-s{cfg['seed']}-{config_key(cfg)}"
-
-
-def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metrics: list[dict],
-                now: float | None = None) -> bool:
-    """`time_budget_s` of the training loops: True when one more epoch would end more than `budget_s` seconds
-    after `t_call` (perf_counter; `now` defaults to it). An epoch is assumed as long as the last one of this
-    call (training, test and checkpoint), else the last recorded one (a first epoch also compiles: too long)."""
-    if budget_s is None:
-        return False
-    estimate = walls[-1] if walls else (metrics[-1]["epoch_seconds"] if metrics else 0.0)
-    return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
-
-
-def metrics_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
+    return run_folder(kind, f"{cfg['arch']}-{cfg['dataset']}-s{cfg['seed']}-{config_key(cfg)}")
 
 
 @holds_run_locks
@@ -280,39 +81,27 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
     if cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    train_b = D.Batches(train_split, cfg["batch_size"], D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=True,
-                        seed=seed, channels_last=cfg["channels_last"])
-    test_b = D.Batches(test_split, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]], train=False,
-                       channels_last=cfg["channels_last"])
-    curve = curve_split(cfg, test_split)
-    curve_b = test_b if curve is test_split else D.Batches(curve, 500, D.MEAN[cfg["dataset"]], D.STD[cfg["dataset"]],
-                                                           train=False, channels_last=cfg["channels_last"])
+    train_b = train_batches(train_split, cfg, seed)
+    test_b = eval_batches(test_split, cfg)
+    curve, curve_b = curve_batches(cfg, test_split, test_b)
     opt, sched = make_optimizer(model, cfg, len(train_b))
     loss_fn = compiled(plain_loss, compile)
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, expect={"arch": arch, "config_key": key,
-                                                  "dataset_fingerprint": ds.fingerprint})
-        load_state(model, ckpt["model"], ckpt_path)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+    ckpt = resume(ckpt_path, {"arch": arch, "config_key": key, "dataset_fingerprint": ds.fingerprint},
+                  restore_training(model, opt, sched, ckpt_path))
+    if ckpt is not None:
         start, metrics, seconds = ckpt["epoch"], ckpt["metrics"], ckpt["train_seconds"]
         trained_on = ckpt["device"] if start >= cfg["epochs"] else trained_on
     if start < cfg["epochs"]:
         write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
 
-    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
     if progress and start >= cfg["epochs"]:
         print(f"{arch} baseline: cached in {rdir.relative_to(ROOT) if rdir.is_relative_to(ROOT) else rdir}, "
               f"{metrics[-1]['test_acc']:.2%} on the test images", flush=True)
-    bar = epoch_bar(range(start, end), f"{arch} baseline", progress, cfg["epochs"])
-    t_call, walls = time.perf_counter(), []
-    for epoch in bar:
-        if out_of_time(t_call, time_budget_s, walls, metrics):
-            break
+    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} baseline", progress, max_epochs_now, time_budget_s,
+                                 metrics):
         torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
-        t0 = time.perf_counter()
         lr, loss_sum, correct, n, dt = timed_epoch(model, train_b.set_epoch(epoch), opt, sched, loss_fn, dev)
         seconds += dt
         curve_loss, curve_acc = evaluate(model, curve_b, dev)
@@ -325,15 +114,11 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                             curve_loss=curve_loss, curve_acc=curve_acc, curve_images=len(curve.y),
                             test_loss=test_loss, test_acc=test_acc, epoch_seconds=dt, images_per_second=n / dt))
         bar.set_postfix(acc=f"{curve_acc:.3f}")
-        save_checkpoint(ckpt_path, dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
-                                        widths=model.widths(), config_key=key, config=cfg,
-                                        dataset_fingerprint=ds.fingerprint, epoch=epoch + 1,
-                                        model=model.state_dict(), optimizer=opt.state_dict(),
-                                        scheduler=sched.state_dict(), metrics=metrics, train_seconds=seconds,
-                                        device=device_name(dev)))
-        write_text(rdir / "metrics.csv", metrics_csv(metrics))
-        walls.append(time.perf_counter() - t0)
-    bar.close()
+        save_epoch(ckpt_path, dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
+                                   widths=model.widths(), config_key=key, config=cfg,
+                                   dataset_fingerprint=ds.fingerprint, epoch=epoch + 1,
+                                   **training_state(model, opt, sched), metrics=metrics, train_seconds=seconds,
+                                   device=device_name(dev)), metrics=metrics)
     done = len(metrics) >= cfg["epochs"]
     if done and start < cfg["epochs"]:
         trained_on = device_name(dev)
@@ -356,6 +141,18 @@ def load_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = 
     model = build_model(arch, cfg["num_classes"], width=cfg["width"])
     load_state(model, ckpt["model"], path)
     return model.to(resolve_device(device)).eval(), ckpt
+
+
+def load_teacher(path, arch: str, b: dict, remedy: str | None = TEACHER_REMEDY):
+    """A baseline checkpoint as the teacher of a pruning run with the settings `b`: (model, its final test
+    accuracy, its settings, its config key). `remedy`: what a bad file's error advises (a given file is the
+    user's: never "delete it")."""
+    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]},
+                           remedy=remedy)
+    model = build_model(arch, b["num_classes"], width=b["width"])
+    load_state(model, ckpt["model"], path, remedy=remedy)
+    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
+    return model, acc, ckpt.get("config"), ckpt.get("config_key")
 
 
 def baseline_row(run: BaselineRun) -> dict:

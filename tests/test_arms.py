@@ -48,7 +48,7 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
     names = [line.split()[4] for line in lines]
     assert all(line == f"python -m paper_repro arm {n} --profile {profile}" for line, n in zip(lines, names))
     # 26 runs, + the KD peer arm on smoke, + the noise runs: (3 networks + the N = 2 and N = 1 reference arms) for
-    # each seed of NOISE_SEEDS but 0; on the paper profile (no reduced budget) the N = 2 reference arm is the main
+    # each seed of config.NOISE but 0; on the paper profile (no reduced budget) the N = 2 reference arm is the main
     # resnet56 run, listed once
     from paper_repro.noise import noise_seeds
 
@@ -68,9 +68,10 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
 
 
 def test_an_arm_run_by_its_command_is_then_read_by_the_notebook_call(tmp_path, monkeypatch):
+    import paper_repro.engine as T
     import paper_repro.method as M
-    import paper_repro.train as T
-    from paper_repro import ablation
+    import paper_repro.train as TB
+    from paper_repro.studies import ablation
 
     line = next(c for c in arms.commands("smoke") if " 04-students-1 " in c)
     env = dict(os.environ, PAPER_REPRO_RUNS=str(T.RUNS), OMP_NUM_THREADS="1")  # T.RUNS: this test's tmp runs/
@@ -84,7 +85,7 @@ def test_an_arm_run_by_its_command_is_then_read_by_the_notebook_call(tmp_path, m
         raise AssertionError("retrained")
 
     monkeypatch.setattr(M, "distill_step", no_training)
-    monkeypatch.setattr(T, "timed_epoch", no_training)
+    monkeypatch.setattr(TB, "timed_epoch", no_training)
     # Notebook 04's call, then notebook 05's reference arm: the same run, from the cache.
     row = ablation.run_arms({"N = 1": dict(students=1)}, "smoke", 0, "auto").iloc[0]
     assert row["best_acc"] == done["best_acc"]

@@ -5,8 +5,7 @@ import json
 import pytest
 import torch
 
-import paper_repro.method as M
-import paper_repro.train as T
+import paper_repro.engine as E
 from paper_repro.campaign import record_run, run_campaign
 from paper_repro.tables import recorded_runs
 
@@ -16,11 +15,11 @@ KW = dict(profile="smoke", device="cpu", method_epochs=3, progress=False, target
 
 def test_out_of_time_counts_the_next_epoch():
     metrics = [dict(epoch_seconds=30.0)]
-    assert not T.out_of_time(0.0, None, [], metrics, now=1e9)  # no budget: never
-    assert not T.out_of_time(0.0, 100.0, [10.0], metrics, now=80.0)  # 80 + 10 <= 100: one more
-    assert T.out_of_time(0.0, 100.0, [10.0, 25.0], metrics, now=80.0)  # the last epoch of the call counts
-    assert T.out_of_time(0.0, 100.0, [], metrics, now=75.0)  # none yet: the last recorded one
-    assert not T.out_of_time(0.0, 100.0, [], [], now=99.0)  # nothing known: one epoch
+    assert not E.out_of_time(0.0, None, [], metrics, now=1e9)  # no budget: never
+    assert not E.out_of_time(0.0, 100.0, [10.0], metrics, now=80.0)  # 80 + 10 <= 100: one more
+    assert E.out_of_time(0.0, 100.0, [10.0, 25.0], metrics, now=80.0)  # the last epoch of the call counts
+    assert E.out_of_time(0.0, 100.0, [], metrics, now=75.0)  # none yet: the last recorded one
+    assert not E.out_of_time(0.0, 100.0, [], [], now=99.0)  # nothing known: one epoch
 
 
 def _one_epoch_per_call(t_call, budget_s, walls, metrics, now=None):
@@ -36,9 +35,8 @@ def test_campaign_stops_resumes_and_records(tmp_path, monkeypatch):
     full = run_campaign(["resnet20"], record_to=tmp_path / "full_records", **KW)
     assert full[0]["method_epochs"] == "3/3" and "pruned_acc" in full[0]
 
-    monkeypatch.setattr(T, "RUNS", tmp_path / "runs_split")
-    monkeypatch.setattr(T, "out_of_time", _one_epoch_per_call)
-    monkeypatch.setattr(M, "out_of_time", _one_epoch_per_call)
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs_split")
+    monkeypatch.setattr(E, "out_of_time", _one_epoch_per_call)  # the one epoch loop: baseline and method
     rec = tmp_path / "records"
     calls = []
     while not calls or "pruned_acc" not in calls[-1][0]:

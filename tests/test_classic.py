@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-import paper_repro.classic as C
-from paper_repro.ablation import budget
-import paper_repro.granularity as G
+import paper_repro.studies.classic as C
+from paper_repro.studies.ablation import budget
+import paper_repro.studies.granularity as G
 from paper_repro import data as D
 from paper_repro.counting import CostModel, count_macs
-from paper_repro.method import logit_gap
+from paper_repro.surgery import logit_gap
 from paper_repro.models import build_model
 from paper_repro.surgery import mask_model, prune_model
 from paper_repro.train import train_baseline
@@ -224,8 +224,8 @@ def test_run_classic_end_to_end_cached_and_deterministic(monkeypatch, tmp_path):
     assert C.classic_row(again) == r
     monkeypatch.undo()
     # same seed, fresh cache folder: the same numbers
-    import paper_repro.train as T
-    monkeypatch.setattr(T, "RUNS", tmp_path / "other_runs")
+    import paper_repro.engine as E
+    monkeypatch.setattr(E, "RUNS", tmp_path / "other_runs")
     fresh = C.run_classic("slimming", "smoke", 0, "cpu", teacher_run=teacher, train_subset=64, epochs=2)
     assert fresh.summary["final_acc"] == r["final_acc"] and fresh.summary["widths"] == again.summary["widths"]
     assert fresh.summary["metrics"][-1]["train_loss"] == again.summary["metrics"][-1]["train_loss"]
@@ -234,7 +234,7 @@ def test_run_classic_end_to_end_cached_and_deterministic(monkeypatch, tmp_path):
 def test_granularity_recalibration_gets_a_copy_and_keeps_the_zeros():
     """`recalibrate` runs on a copy of the pruned network: the reported test_acc is the un-recalibrated one,
     and the recalibrated network still has the zeros (only BN statistics change)."""
-    from paper_repro.train import recalibrate_bn_
+    from paper_repro.engine import recalibrate_bn_
 
     model = _model()
     macs = count_macs(model)

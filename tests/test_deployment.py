@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from paper_repro.deployment import latency_rows, pt2_diff_in_fresh_process
+from paper_repro.studies.deployment import latency_rows, pt2_diff_in_fresh_process
 from paper_repro.models import build_model
 from paper_repro.surgery import prune_model, save_pruned
 from paper_repro.tables import accuracy_vs_flops, reference_rows
@@ -105,7 +105,7 @@ def test_accuracy_vs_flops_adds_the_other_methods_but_not_our_ablation_rows(tmp_
 
 
 def test_scaled_widths_keep_the_shares_within_the_full_network():
-    from paper_repro.deployment import scale_widths
+    from paper_repro.studies.deployment import scale_widths
 
     assert scale_widths([2, 8, 1], 0.25, [16, 32, 16]) == [8, 32, 4]
     assert scale_widths([5, 9], 0.5, [8, 16]) == [8, 16]  # capped at the full width
@@ -114,7 +114,7 @@ def test_scaled_widths_keep_the_shares_within_the_full_network():
 
 
 def test_full_width_rows_time_dense_and_pruned_at_width_one():
-    from paper_repro.deployment import full_width_rows
+    from paper_repro.studies.deployment import full_width_rows
     from paper_repro.models import build_model
 
     full = build_model("resnet20", width=1.0).widths()

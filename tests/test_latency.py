@@ -1,11 +1,11 @@
-"""Latency measurement (paper_repro.latency): the numbers mean what they say, and bad input is refused."""
+"""Latency measurement (paper_repro.studies.latency): the numbers mean what they say, and bad input is refused."""
 import time
 
 import pytest
 import torch
 from torch import nn
 
-from paper_repro.latency import measure_latency
+from paper_repro.studies.latency import measure_latency
 
 FIELDS = {"median_ms", "p10_ms", "p90_ms", "batch_size", "device", "threads", "warmup", "repeats"}
 CALLS = []  # (model id, training flag) of every Sleeper call; module level, so a deepcopy shares it

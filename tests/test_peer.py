@@ -1,14 +1,15 @@
-"""Torch-Pruning peer arm (paper_repro.peer): target reached, counts agree or differ by what they count,
+"""Torch-Pruning peer arm (paper_repro.studies.peer): target reached, counts agree or differ by what they count,
 cached and resumable, bad input refused."""
 import json
 
 import pytest
 import torch
 
+import paper_repro.engine as E
 import paper_repro.train as T
-from paper_repro import peer
-from paper_repro.ablation import shared_budget
-from paper_repro.counting import count
+from paper_repro.studies import peer
+from paper_repro.studies.ablation import shared_budget
+from paper_repro.counting import count, count_row
 from paper_repro.models import build_model
 
 
@@ -17,7 +18,7 @@ def teachers(tmp_path_factory):
     """Smoke baselines of resnet56 and resnet20, trained once for the module into a temporary runs/."""
     root = tmp_path_factory.mktemp("peer")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(T, "RUNS", root / "runs")
+        mp.setattr(E, "RUNS", root / "runs")
         ckpts = {a: T.train_baseline(a, "smoke", 0, device="cpu", progress=False).run_dir / "checkpoint.pt"
                  for a in ("resnet56", "resnet20")}
     return root, ckpts
@@ -69,7 +70,7 @@ def test_cached_run_is_loaded_not_retrained(r56):
 
 def test_counts_agree_on_params_and_differ_on_macs_by_bn_pool_bias(r56):
     run = r56[0]
-    row = peer.count_row("tp", run.model)
+    row = count_row("tp", run.model)
     assert row["params_diff"] == 0
     assert row["macs_analytic"] == row["macs_ours"]
     assert row["macs_diff"] > 0 and row["unexplained"] == 0

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import paper_repro.teachers as TC
+import paper_repro.engine as E
 import paper_repro.train as T
 from paper_repro.storage import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -15,7 +16,7 @@ def committed(tmp_path, monkeypatch):
     """The smoke profile treated as a committed one, with its teachers/ and runs/ in tmp_path."""
     monkeypatch.setattr(TC, "COMMITTED_PROFILES", ("smoke",))
     monkeypatch.setattr(TC, "TEACHERS", tmp_path / "teachers")
-    monkeypatch.setattr(T, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
     return tmp_path
 
 

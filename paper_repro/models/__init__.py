@@ -1,27 +1,15 @@
-"""Model registry: every network by name, each declaring its prunable channel groups."""
+"""Every network by name, each declaring its prunable channel groups. A network registers itself where it is
+defined (`registry.register_model`); importing its module here is what adds it, in this order."""
 from __future__ import annotations
 
 from torch import nn
 
-from .derive import tv_resnet18
+from . import vgg, resnet, mobilenetv2  # noqa: F401 (registers vgg_small(_lq), resnet20-110, mobilenetv2)
+from . import resnet50 as _r50  # registers resnet50 (torchvision's layout)
+from . import derive  # noqa: F401 (registers tv_resnet18: torchvision's, groups derived from its graph)
 from .groups import ChannelGroup
-from .mobilenetv2 import mobilenetv2
-from .resnet import resnet20, resnet32, resnet56, resnet110
-from . import resnet50 as _r50
-from .resnet50 import resnet50
-from .vgg import vgg_small, vgg_small_lq
+from .registry import MODELS, register_model
 
-MODELS = {
-    "vgg_small": vgg_small,
-    "vgg_small_lq": vgg_small_lq,
-    "resnet20": resnet20,
-    "resnet32": resnet32,
-    "resnet56": resnet56,
-    "resnet110": resnet110,
-    "mobilenetv2": mobilenetv2,
-    "resnet50": resnet50,
-    "tv_resnet18": tv_resnet18,  # torchvision's, groups derived from its graph (models/derive.py)
-}
 # Input size and classes a network is counted at when nothing else is said (the CIFAR convention otherwise).
 NATIVE = {"resnet50": dict(resolution=_r50.RESOLUTION, num_classes=_r50.NUM_CLASSES)}
 
@@ -48,4 +36,4 @@ def build_model(arch: str, num_classes: int = 10, width: float = 1.0, widths=Non
     return MODELS[arch](num_classes=num_classes, width=width, widths=widths)
 
 
-__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch", "native"]
+__all__ = ["MODELS", "ChannelGroup", "build_model", "check_arch", "native", "register_model"]

@@ -29,6 +29,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.Mish,
                nn.Hardsigmoid, nn.ELU)
@@ -326,6 +327,7 @@ class DerivedNet(nn.Module):
         return {name: mods[name] for name in self.taps}
 
 
+@register_model
 def tv_resnet18(num_classes=10, width=1.0, widths=None):
     """torchvision's ResNet-18 as it is (ImageNet stem) on 32x32 inputs, groups derived: a network nobody wrote
     groups for. Taps: the stage outputs, as for the CIFAR ResNets."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 # (expansion t, output channels c, repeats n, first stride s)
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 1), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -105,5 +106,6 @@ class MobileNetV2(nn.Module):
         return taps
 
 
+@register_model
 def mobilenetv2(num_classes=10, width=1.0, widths=None):
     return MobileNetV2(num_classes, width, widths)

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 
 class ShortcutA(nn.Module):
@@ -87,17 +88,13 @@ class CifarResNet(nn.Module):
         return {"layer1": self.layer1, "layer2": self.layer2, "layer3": self.layer3}
 
 
-def resnet20(num_classes=10, width=1.0, widths=None):
-    return CifarResNet(20, num_classes, width, widths)
+def cifar_resnet(depth: int):
+    """The builder of the CIFAR ResNet of `depth` layers, registered as resnet<depth>."""
+    def build(num_classes=10, width=1.0, widths=None):
+        return CifarResNet(depth, num_classes, width, widths)
+
+    build.__name__ = build.__qualname__ = f"resnet{depth}"
+    return register_model(build)
 
 
-def resnet32(num_classes=10, width=1.0, widths=None):
-    return CifarResNet(32, num_classes, width, widths)
-
-
-def resnet56(num_classes=10, width=1.0, widths=None):
-    return CifarResNet(56, num_classes, width, widths)
-
-
-def resnet110(num_classes=10, width=1.0, widths=None):
-    return CifarResNet(110, num_classes, width, widths)
+resnet20, resnet32, resnet56, resnet110 = (cifar_resnet(depth) for depth in (20, 32, 56, 110))

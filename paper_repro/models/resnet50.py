@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 RESOLUTION, NUM_CLASSES = 224, 1000  # its native input and classes: what `count resnet50` counts at
 STAGES = [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]  # (planes, blocks, first stride)
@@ -95,5 +96,6 @@ class ResNet50(nn.Module):
         return {f"layer{s}": layer for s, layer in enumerate(self.stages(), 1)}
 
 
+@register_model
 def resnet50(num_classes=NUM_CLASSES, width=1.0, widths=None):
     return ResNet50(num_classes, width, widths)

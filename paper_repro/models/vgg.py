@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from .groups import ChannelGroup
+from .registry import register_model
 
 # "M" = 2x2 max-pool. Numbers are conv widths (3x3, BN, ReLU).
 VGG_SMALL_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -79,9 +80,11 @@ class VGG(nn.Module):
         return {"fc1": self.fc1} if self.fc1 is not None else {}
 
 
+@register_model
 def vgg_small(num_classes=10, width=1.0, widths=None):
     return VGG(VGG_SMALL_CFG, num_classes, fc_hidden=512, width=width, widths=widths)
 
 
+@register_model
 def vgg_small_lq(num_classes=10, width=1.0, widths=None):
     return VGG(VGG_SMALL_LQ_CFG, num_classes, fc_hidden=None, width=width, widths=widths)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .provenance import device_name
+from ..provenance import device_name
 
 # Defaults [chosen]: a few untimed calls settle the allocator and kernel choice; 30 timed ones give stable
 # percentiles for these small CIFAR networks in a few seconds on 2 CPU cores.

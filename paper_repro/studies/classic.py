@@ -25,26 +25,25 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import data as D
-from . import train as _train
-from .allocation import Target, parse_target, pruned_ratio
-from .config import check_profile, config_key, resolve_students
-from .counting import CostModel, count
-from .ista import scaled_lambda
-from .provenance import device_name, git_commit, resolve_device
-from .runlock import holds_run_locks, lock_run_folder
-from .sensitivity import smallest_mask
-from .storage import load_checkpoint, load_state, save_checkpoint, write_json
-from .surgery import mask_model, prune_model
-from .train import (evaluate, make_optimizer, plain_loss, predicted_counts, prepare_data, recalibrate_bn_,
-                    train_epoch)
+from .. import data as D
+from ..allocation import Target, parse_target, pruned_ratio
+from ..config import check_known, check_profile, config_key, profile_settings, resolve_students
+from ..counting import CostModel, count
+from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
+                     prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
+                     timed_epoch, train_batches, training_state)
+from ..ista import scaled_lambda
+from ..provenance import device_name, git_commit, resolve_device
+from ..runlock import holds_run_locks, lock_run_folder
+from ..sensitivity import smallest_mask
+from ..storage import save_checkpoint, write_json
+from ..surgery import logit_gap, mask_model, prune_model
 
 ARMS = ("l1_uniform", "l1_global", "slimming")
 NORMALISERS = ("mean", "max", "none")
@@ -61,10 +60,6 @@ CLASSIC = dict(
     # training batches, no labels; None: one pass. Without it a cut ResNet collapses onto a few classes (06).
     bn_recal_batches=None,
 )
-# Per profile, as the method's PROFILE_METHOD: the cpu budget is ~1 % of the paper's steps, so slimming's λ
-# gets the same 5x the method's λ_max gets there.
-PROFILE_CLASSIC = {"smoke": dict(), "cpu": dict(slim_lambda=5e-4), "paper": dict()}
-
 ARM_INFO = {
     "l1_uniform": dict(criterion="L1 of producer filters", allocation="uniform fraction per layer"),
     "l1_global": dict(criterion="L1 of producer filters", allocation="global threshold (score / layer mean)"),
@@ -156,7 +151,7 @@ def bn_l1_subgradient_(norms, lam: float) -> None:
 
 
 def _optimizer(model, cfg, epochs):
-    """SGD with CLASSIC's step schedule over `epochs` (train.make_optimizer; per-epoch, so no step count)."""
+    """SGD with CLASSIC's step schedule over `epochs` (engine.make_optimizer; per-epoch, so no step count)."""
     return make_optimizer(model, dict(cfg, epochs=epochs, lr_schedule="multistep", nesterov=False), 0)
 
 
@@ -172,32 +167,22 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
     norms = [bn for g in model.channel_groups() for bn in g.norms]
     start, metrics, seconds = 0, [], 0.0
     expect = {"phase": phase, "config_key": cfg["config_key"], **(extra or {})}
-    if state_path.exists():
-        st = load_checkpoint(state_path, expect=expect)
-        load_state(model, st["model"], state_path)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
+    st = resume(state_path, expect, restore_training(model, opt, sched, state_path))
+    if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
-    end = epochs if stop_after is None else min(epochs, start + stop_after)
-    for epoch in range(start, end):
+    for epoch, _ in epoch_loop(start, epochs, phase, max_epochs_now=stop_after):
         torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
-        model.train()
-        t0, lr = time.perf_counter(), opt.param_groups[0]["lr"]
-        loss_sum, _, n = train_epoch(model, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)), opt,
-                                     plain_loss, after_backward=lambda: bn_l1_subgradient_(norms, slim_lambda))
-        sched.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        lr, loss_sum, _, n, dt = timed_epoch(model, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)),
+                                             opt, sched, plain_loss, dev,
+                                             after_backward=lambda: bn_l1_subgradient_(norms, slim_lambda))
         seconds += dt
         # test accuracy at the phase's end only: per-epoch evaluation would cost ~10 % of a cpu-profile arm
         acc = evaluate(model, test_b, dev)[1] if epoch + 1 == epochs else float("nan")
         gamma = torch.cat([bn.weight.detach().abs().flatten() for bn in norms]).mean().item()
         metrics.append(dict(phase=phase, epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, test_acc=acc,
                             mean_abs_gamma=gamma, epoch_seconds=dt))
-        save_checkpoint(state_path, dict(expect, epoch=epoch + 1, model=model.state_dict(),
-                                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                         metrics=metrics, seconds=seconds))
+        save_epoch(state_path, dict(expect, epoch=epoch + 1, **training_state(model, opt, sched), metrics=metrics,
+                                    seconds=seconds))
     return metrics, seconds
 
 
@@ -212,11 +197,9 @@ def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, 
     arch = arch or SUBJECT["arch"]
     baseline = resolve_students(arch, profile, seed)
     b = budget(profile)
-    cfg = dict(CLASSIC, **PROFILE_CLASSIC[profile], epochs=b.get("epochs", baseline["epochs"]),
+    cfg = dict(CLASSIC, **profile_settings("classic", profile, arch), epochs=b.get("epochs", baseline["epochs"]),
                train_subset=b.get("train_subset", baseline["train_subset"]))
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(cfg)}")
+    check_known(overrides, cfg)
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     if not (isinstance(cfg["epochs"], int) and cfg["epochs"] >= 1):
         raise ValueError(f"epochs: must be a positive integer, got {cfg['epochs']!r}")
@@ -261,7 +244,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     cfg["teacher_config_key"] = config_key(teacher_run.config)
     key = config_key({k: v for k, v in cfg.items() if k != "config_key"})
     cfg["config_key"] = key
-    rdir = _train.RUNS / "classic" / f"{cfg['arch']}-{arm}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    rdir = pruning_run_dir("classic", cfg, key, arm=arm)
     spath = _summary_path(rdir)
     if spath.exists():
         summary = json.loads(spath.read_text())
@@ -269,10 +252,8 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
             return ClassicRun(cfg, summary, rdir, None)
 
     ds, train_split, test_split = prepare_data(dict(b, train_subset=cfg["train_subset"]), dev, data_dir, download)
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
-                        channels_last=b["channels_last"])
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 23)
+    test_b = eval_batches(test_split, b)
     lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
     write_json(rdir / "config.json", {**cfg, **ds.stamp()})
 
@@ -301,8 +282,6 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         dead, info = uniform_masks(l1_scores(model), cost_model, tgt)
     masked = mask_model(model, dead).eval()
     pruned = prune_model(masked, dead).eval()
-    from .method import logit_gap
-
     held = next(iter(test_b))[0][:64]
     gap = logit_gap(pruned, masked, held)
     _, acc_pruned = evaluate(pruned, test_b, dev)

@@ -1,7 +1,8 @@
 """The subject and budget every comparison of notebooks 03-07 shares, and one row per arm.
 
 Subject: resnet56 at FLOPs 0.60, taught by the profile's cached baseline (notebook 01). Every arm of a
-comparison starts from that same teacher and trains for the same budget (`BUDGET[profile]`), which each
+comparison starts from that same teacher and trains for the same budget (`budget(profile)`, set per profile in
+`config.ABLATION_BUDGET`), which each
 table states in its own columns (epochs, train_images, students). The cpu budget is smaller than the main
 table's (notebook 02) so that ~25 trainings fit `make reproduce` on 2 cores; its numbers rank arms on this
 budget only, they are not the paper's accuracy.
@@ -13,29 +14,17 @@ import time
 
 import torch
 
-from . import data as D
-from .method import _finetune, prune_train
-from .provenance import resolve_device
-from .train import evaluate, prepare_data, train_baseline
+from ..config import profile_settings
+from ..engine import eval_batches, evaluate, prepare_data, train_batches
+from ..method import finetune, prune_train
+from ..provenance import resolve_device
+from ..train import train_baseline
 
 SUBJECT = dict(arch="resnet56", target="flops=0.60")
 
-# [chosen] Per-profile budget of one arm (overrides of the method/students' settings).
-BUDGET = {
-    "smoke": dict(train_subset=256, epochs=1, lambda_max=0.3),  # strong enough that smoke arms do prune
-    # 3,000 of the 50,000 training images, 3 epochs (as notebook 02: two with the penalty, one to recover), so
-    # that the ~25 trainings of 03-07 fit beside 01, 02 and 08 in an hour on 2 cores. λ_max 0.1 (2x notebook
-    # 02's): at 0.05 a 4,000-image budget stopped at 58.9% of the 60% FLOPs target after the penalty epochs,
-    # and arms compare better at (nearly) the same ratio. 05 sweeps λ_max around it.
-    "cpu": dict(train_subset=3000, epochs=3, lambda_max=0.1),
-    "paper": dict(),  # the full recipe (200 epochs, 50,000 images): GPU-days for every arm
-}
-
-
 def budget(profile: str) -> dict:
-    if profile not in BUDGET:
-        raise ValueError(f"profile: unknown profile {profile!r}; valid names: {', '.join(BUDGET)}")
-    return dict(BUDGET[profile])
+    """The settings every ablation arm of `profile` trains with (`config.ABLATION_BUDGET`)."""
+    return profile_settings("ablation", profile)
 
 
 def shared_budget(profile: str) -> dict:
@@ -93,10 +82,8 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
                       **{**budget(profile), **overrides})
     cfg, b, dev = run.config, run.config["baseline"], resolve_device(device)
     _, train_split, test_split = prepare_data(b, dev)
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 23,
-                        channels_last=b["channels_last"])
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 23)
+    test_b = eval_batches(test_split, b)
     start = run.pruned[run.summary["best_student"]]
     rows = []
     for e in epochs_list:
@@ -104,7 +91,7 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
             raise ValueError(f"epochs_list: fine-tuning epochs must be integers >= 0, got {e!r}")
         torch.manual_seed(seed)
         t0 = time.perf_counter()
-        model = _finetune(copy.deepcopy(start), run.teacher, dict(cfg, finetune_epochs=e), train_b, dev)
+        model = finetune(copy.deepcopy(start), run.teacher, dict(cfg, finetune_epochs=e), train_b, dev)
         seconds = time.perf_counter() - t0
         rows.append({**arm_row(arm, run), "finetune_epochs": e, "best_acc": evaluate(model, test_b, dev)[1],
                      "mean_acc": float("nan"), "finetune_seconds": seconds,

@@ -38,19 +38,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import data as D
-from . import train as _train
-from .allocation import parse_target
-from .config import check_profile, config_key, resolve_baseline, resolve_students
-from .counting import CostModel, count
-from .losses import kd_loss
-from .method import checked_target, logit_gap
-from .models import build_model
-from .provenance import device_name, git_commit
-from .runlock import holds_run_locks, lock_run_folder
-from .storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json, write_text
-from .train import (autocast, epoch_bar, evaluate, make_optimizer, metrics_csv, milestone_epochs, prepare_data,
-                    timed_epoch)
+from ..allocation import parse_target
+from ..config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
+from ..counting import CostModel, count
+from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
+                     prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
+                     train_batches, training_state)
+from ..losses import kd_loss
+from ..models import build_model
+from ..provenance import device_name, git_commit
+from ..runlock import holds_run_locks, lock_run_folder
+from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
+from ..surgery import logit_gap
+from ..train import load_teacher, train_baseline
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -73,29 +73,22 @@ PEER = dict(
 )
 
 
-def _choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"{name}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
-
-
 def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
     """Flat settings of one Torch-Pruning arm (+ the data/optimiser settings under 'baseline')."""
     check_profile(profile)
     if arch not in ARCHS:
         raise ValueError(f"arch: the peer comparison supports {', '.join(ARCHS)}, got {arch!r}")
     base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
-    unknown = set(overrides) - set(PEER) - base_keys
-    if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(set(PEER) | base_keys)}")
+    check_known(overrides, set(PEER) | base_keys)
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(PEER)
     cfg.update({k: v for k, v in overrides.items() if k in PEER and v is not None})
     if cfg["epochs"] is None:
         cfg["epochs"] = baseline["epochs"]
-    _choice("importance", cfg["importance"], IMPORTANCES)
-    _choice("loss", cfg["loss"], LOSSES)
-    _choice("reg_scaling", cfg["reg_scaling"], (True, False))
+    check_choice("importance", cfg["importance"], IMPORTANCES)
+    check_choice("loss", cfg["loss"], LOSSES)
+    check_choice("reg_scaling", cfg["reg_scaling"], (True, False))
     for k in ("epochs", "iterative_steps", "taylor_batches"):
         if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
             raise ValueError(f"{k}: must be an integer >= 1, got {cfg[k]!r}")
@@ -117,7 +110,7 @@ def scaled_reg(reg_ref: float, baseline: dict, epochs: int, steps_per_epoch: int
     """The reg that gives this run TP's recipe shrinkage Σ lr·reg (see the module docstring)."""
     r = TP_RECIPE
     ref = reg_ref * lr_sum(r["lr"], r["epochs"], r["milestones"], r["gamma"], r["train_images"] // r["batch_size"])
-    milestones = milestone_epochs(baseline["lr_milestones"], epochs)  # as train.make_optimizer
+    milestones = milestone_epochs(baseline["lr_milestones"], epochs)  # as engine.make_optimizer
     ours = lr_sum(baseline["lr"], epochs, milestones, baseline["lr_gamma"], steps_per_epoch)
     return ref / ours
 
@@ -183,15 +176,6 @@ class PeerRun:
     loaded: bool  # True when everything came from the cache (nothing trained or pruned in this call)
 
 
-def _load_teacher(path, b, arch, remedy=None):
-    ckpt = load_checkpoint(path, expect={"arch": arch, "num_classes": b["num_classes"], "width": b["width"]},
-                           remedy=remedy)
-    model = build_model(arch, b["num_classes"], width=b["width"])
-    load_state(model, ckpt["model"], path, remedy=remedy)
-    acc = ckpt["metrics"][-1]["test_acc"] if ckpt.get("metrics") else float("nan")
-    return model, acc, ckpt.get("config"), ckpt.get("config_key")
-
-
 @holds_run_locks
 def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                out=None, data_dir=None, download: bool = True, progress: bool = True,
@@ -203,19 +187,15 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     remedy = None if teacher is None else TEACHER_REMEDY  # a given teacher is the user's file: never "delete it"
     if teacher is None:
-        teacher = _train.train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
-                                        progress=progress).checkpoint
-    t_model, baseline_acc, t_cfg, t_key = _load_teacher(teacher, b, arch, remedy)
+        teacher = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
+                                 progress=progress).checkpoint
+    t_model, baseline_acc, t_cfg, t_key = load_teacher(teacher, arch, b, remedy)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
-    rdir = Path(out) if out is not None else \
-        _train.RUNS / "peer" / f"{arch}-{tgt.kind}{tgt.ratio:g}-{profile}-s{seed}-{key}"
+    rdir = pruning_run_dir("peer", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
-    mean, std = D.MEAN[b["dataset"]], D.STD[b["dataset"]]
-    # seed + 17: the stream of batches our method's student 0 sees
-    train_b = D.Batches(train_split, b["batch_size"], mean, std, train=True, seed=seed + 17,
-                        channels_last=b["channels_last"])
-    test_b = D.Batches(test_split, 500, mean, std, train=False, channels_last=b["channels_last"])
+    train_b = train_batches(train_split, b, seed + 17)  # seed + 17: the stream of batches our student 0 sees
+    test_b = eval_batches(test_split, b)
     reg = scaled_reg(cfg["reg"], b, cfg["epochs"], len(train_b)) if cfg["reg_scaling"] else cfg["reg"]
     record = {**cfg, "config_key": key, "reg_effective": reg, "teacher_checkpoint": str(teacher),
               "teacher_config": t_cfg, **ds.stamp()}
@@ -239,18 +219,13 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     opt, sched = make_optimizer(model, dict(b, epochs=cfg["epochs"]), len(train_b))
     state_path = rdir / "state.pt"
     start, metrics, seconds = 0, [], 0.0
-    if state_path.exists():
-        st = load_checkpoint(state_path, expect={"arch": arch, "config_key": key})
-        load_state(model, st["model"], state_path)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
+    st = resume(state_path, {"arch": arch, "config_key": key}, restore_training(model, opt, sched, state_path))
+    if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
     write_json(rdir / "config.json", record)
 
-    end = cfg["epochs"] if max_epochs_now is None else min(cfg["epochs"], start + max_epochs_now)
-    bar = epoch_bar(range(start, end), f"{arch} TP {cfg['importance']}", progress, cfg["epochs"])
-    for epoch in bar:
+    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now):
         torch.manual_seed(seed * 1000 + epoch + 11)
         lr, loss_sum, correct, n, dt = timed_epoch(
             model, train_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
@@ -260,11 +235,8 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
                             test_acc=acc, epoch_seconds=dt))
         bar.set_postfix(acc=f"{acc:.3f}")
-        save_checkpoint(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, model=model.state_dict(),
-                                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                         metrics=metrics, seconds=seconds))
-        write_text(rdir / "metrics.csv", metrics_csv(metrics))
-    bar.close()
+        save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **training_state(model, opt, sched),
+                                    metrics=metrics, seconds=seconds), metrics=metrics)
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev,
@@ -332,52 +304,6 @@ def peer_row(arm: str, run: PeerRun) -> dict:
     )
 
 
-def count_row(name: str, model, input_size=(1, 3, 32, 32)) -> dict:
-    """Our count (fvcore: conv + linear multiply-adds; all parameters) beside Torch-Pruning's
-    `tp.utils.count_ops_and_params`, with TP's extra MACs split by module type.
-
-    TP's counter hooks modules: it adds BatchNorm (2 ops per element, affine), pooling (1 per input element)
-    and linear/conv biases to the multiply-adds, and counts nn.ReLU modules (ours are functional, so none).
-    `unexplained` is what remains of the difference after those terms; 0 means the two agree exactly."""
-    import torch_pruning as tp
-    from torch import nn
-
-    model = model.eval()
-    x = torch.zeros(input_size, device=next(model.parameters()).device)
-    ours = count(model)
-    macs_tp, params_tp, layer_flops, _ = tp.utils.count_ops_and_params(model, x, layer_wise=True)
-    bn = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
-    pool = sum(layer_flops[m] or 0 for m in model.modules()
-               if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)))
-    relu = sum(layer_flops[m] or 0 for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6)))
-    bias = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
-    bias += sum(m.out_channels * s for m, s in _conv_bias_positions(model, x))
-    analytic = CostModel(model).cost(model.widths())[1] if hasattr(model, "widths") else None
-    macs_tp = int(macs_tp)
-    diff = macs_tp - ours["macs"]
-    return dict(model=name, params_ours=ours["params"], params_tp=int(params_tp),
-                params_diff=int(params_tp) - ours["params"], macs_ours=ours["macs"], macs_analytic=analytic,
-                macs_tp=macs_tp, macs_diff=diff, macs_diff_pct=100 * diff / ours["macs"], tp_bn=int(bn),
-                tp_pool=int(pool), tp_relu=int(relu), tp_bias=int(bias),
-                unexplained=int(diff - bn - pool - relu - bias))
-
-
-def _conv_bias_positions(model, x):
-    from torch import nn
-
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
-    if not convs:
-        return []
-    sizes = {}
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape[-1] * o.shape[-2]))
-             for m in convs]
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    return [(m, sizes[m]) for m in convs]
-
-
 def widths_rows(arm: str, widths, full_widths, names=None) -> list[dict]:
     """One row per prunable group: kept channels and the fraction of the original width."""
     names = names or [f"g{i}" for i in range(len(widths))]
@@ -390,7 +316,7 @@ def ours_run(profile: str, seed: int = 0, device: str = "auto", students: int = 
     same cached run under runs/prune/; returned whole (MethodRun) so that its pruned network can be counted
     and its widths plotted. `ablation.arm_row(arm, run)` gives the row `run_arm` would."""
     from .ablation import SUBJECT, budget, teacher, teacher_checkpoint
-    from .method import prune_train
+    from ..method import prune_train
 
     t = teacher(profile, seed, device)
     return prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,

@@ -24,9 +24,9 @@ import copy
 import torch
 from torch import nn
 
-from .counting import count_macs
-from .sensitivity import smallest_mask
-from .surgery import mask_model, prune_model
+from ..counting import count_macs
+from ..sensitivity import smallest_mask
+from ..surgery import logit_gap, mask_model, prune_model
 
 GRANULARITIES = ("fine", "vector", "kernel", "filter")
 SHRINKS_DENSE = {"fine": False, "vector": False, "kernel": False, "filter": True}
@@ -145,6 +145,5 @@ def granularity_row(model: nn.Module, granularity: str, sparsity: float, evaluat
         cut = prune_model(pruned, dead).eval()
         row["dense_flops_pruned"] = 1 - count_macs(cut) / macs_before
         if example is not None:
-            from .method import logit_gap
             row["max_abs_logit_diff"] = logit_gap(cut, pruned, example)
     return row
