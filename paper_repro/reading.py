@@ -19,7 +19,7 @@ def show_all() -> None:
     """Never abbreviate a table with `...` (pandas' default hides columns past 20 and long cells)."""
     pd.set_option("display.max_columns", None)
     pd.set_option("display.width", 250)
-    pd.set_option("display.max_colwidth", 80)
+    pd.set_option("display.max_colwidth", None)  # a claim or a note is read whole
 
 
 def percent(x, digits: int = 2) -> str:

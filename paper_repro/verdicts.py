@@ -74,7 +74,10 @@ def verdict(claim_id: str, claim: str, source: str, measured: str, value, thresh
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """For reading: the claim, the measurement ± 2σ, the verdict, where it is shown."""
+    """For reading: the claim, the measurement ± 2σ, the verdict, where it is shown (shown whole, no `...`)."""
+    from .reading import show_all
+
+    show_all()
     rows = []
     for v in verdicts:
         spread = f" ± {K_SIGMA * v.noise:.2f}" if v.noise else ""
