@@ -116,7 +116,7 @@ def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
     acc[arm_col] = acc[arm_col].astype(str)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(7, 0.4 * len(order) + 2.0), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
-    from .verdicts import K_SIGMA
+    from ..verdicts import K_SIGMA
 
     bar_err = 0.0 if noise is None else K_SIGMA * noise.sd_points
     selected = [b for b in (a1.containers[0] if a1.containers else []) if b.get_width() > 0]
