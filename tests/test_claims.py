@@ -101,3 +101,16 @@ def test_verdicts_round_trip_through_the_csv(monkeypatch, tmp_path):
     back = V.read_verdicts("smoke")
     assert [v.claim_id for v in back] == ["x", a[0].claim_id]  # in notebook order, whatever ran last
     assert back[0].verdict == V.NOT_TESTABLE and back[0].value is None and back[1] == a[0]
+
+
+def test_ablation_figure_draws_the_noise_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from paper_repro.studies.ablation import arms_figure
+
+    df = pd.DataFrame([dict(arm=a, students=2, best_acc=acc, mean_acc=acc - 0.01, baseline_acc=0.9, flops_pruned=0.6,
+                            target="flops=0.60", target_met=True) for a, acc in (("a", 0.85), ("b", 0.86))])
+    fig = arms_figure(df, "t", noise=N.Noise(0.5, "seeds 0, 1, 2"))
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "±2σ (seeds 0, 1, 2)" in labels and "selected" in labels
