@@ -117,6 +117,22 @@ def sum_over_ranks(*values):
     return tuple(out)
 
 
+def average_gradients(params) -> None:
+    """Every gradient of `params` replaced, in place, by its mean over the ranks (one all_reduce of them all):
+    what DistributedDataParallel does, for a step that does not go through one module's forward (the method's
+    N students). Nothing happens when one process runs."""
+    if not active():
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch._utils._flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for g, v in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+        g.copy_(v)
+
+
 def from_main(obj):
     """Rank 0's value of `obj` on every rank (a decision that must be the same everywhere, e.g. a clock's)."""
     if not active():
@@ -140,7 +156,7 @@ def check_same(obj, what: str) -> None:
 def refuse(what: str) -> None:
     """`what` does not run under torchrun yet: one clear error rather than K copies of the same run."""
     if active() or launched():
-        raise RuntimeError(f"{what}: runs in one process only for now (torchrun supports `train`; "
+        raise RuntimeError(f"{what}: runs in one process only for now (torchrun supports `train` and `prune`; "
                            "see docs/distributed.md)")
 
 

@@ -55,7 +55,6 @@ def pruning_run_dir(kind: str, cfg: dict, key: str, out=None, arm: str | None = 
 def checked_target(arch: str, cfg: dict, device):
     """(target, device, the run's baseline settings, cost model) of a resolved pruning config; an unreachable
     target or a bad device fails here, before any training."""
-    DI.refuse("pruning")
     tgt = parse_target(cfg["target"])
     dev = resolve_device(device)
     b = cfg["baseline"]
