@@ -31,6 +31,10 @@ def _finite(v):
 
 
 def _print_json(obj) -> None:
+    from .distributed import is_main
+
+    if not is_main():  # under torchrun: one answer, rank 0's
+        return
     print(json.dumps(_finite(obj), allow_nan=False, default=str))
 
 
@@ -342,8 +346,14 @@ def main(argv=None):
     debug = args.debug or os.environ.get(ENV_DEBUG, "0") not in ("", "0")
     if getattr(args, "allow_modified_data", False):
         os.environ[ALLOW_ENV] = "1"  # the environment: notebooks run by `reproduce` see it too
+    from . import distributed as DI
+
     try:
         _check_numbers(args)
+        if DI.launched():  # torchrun: join the other processes (NCCL on GPUs, gloo on CPUs)
+            if args.fn not in (_train, _prune):
+                DI.refuse(args.cmd)
+            DI.init(getattr(args, "device", None) or "auto")
         args.fn(args)
     except KeyboardInterrupt:
         if debug:
@@ -355,6 +365,8 @@ def main(argv=None):
             raise
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
+    finally:
+        DI.shutdown()
     return 0
 
 

@@ -254,6 +254,8 @@ class Batches:
     train=True: reshuffle and augment, from a generator seeded by (seed, epoch). Randomness is drawn on
     the CPU, so the same seed gives the same batches on every device. views=V > 1 yields, per batch, a
     list of V independently cropped and flipped views of the same images (view 0 is the views=1 batch).
+    shard=(r, K), for rank r of K processes (torchrun): every rank draws the same permutation and augmentation,
+    and yields slice r of K contiguous slices of each global batch (batch_size / K images; K must divide it).
     A split of image files (the imagefolder dataset) gets an `imagefolder.FolderBatches` instead."""
 
     def __new__(cls, split, *args, **kwargs):
@@ -264,8 +266,14 @@ class Batches:
         return super().__new__(cls)
 
     def __init__(self, split: Split, batch_size: int, mean, std, train: bool, seed: int = 0,
-                 drop_last: bool | None = None, channels_last: bool = False, views: int = 1):
+                 drop_last: bool | None = None, channels_last: bool = False, views: int = 1,
+                 shard: tuple[int, int] = (0, 1)):
         self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
+        rank, world = shard
+        if world > 1 and (not train or batch_size % world or not 0 <= rank < world):
+            raise ValueError(f"batch_size: a global batch of {batch_size} cannot be split over {world} processes; "
+                             "use a batch size that the number of processes divides (training batches only)")
+        self.shard = (rank, world)
         self.drop_last = train if drop_last is None else drop_last
         if not (isinstance(views, int) and views >= 1) or (views > 1 and not train):
             raise ValueError(f"views: must be an integer >= 1 (and 1 for evaluation), got {views!r}")
@@ -306,6 +314,9 @@ class Batches:
         ar = torch.arange(32, device=dev)
         for b in range(len(self)):
             sel = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.shard[1] > 1:  # this rank's slice of the global batch
+                per = self.batch_size // self.shard[1]
+                sel = sel[self.shard[0] * per:(self.shard[0] + 1) * per]
             xs = [self._normalise(augment(self.split.x[sel], s[0, sel], s[1, sel], f[sel], ar))
                   for s, f in zip(shifts, flips)]
             yield (xs[0] if self.views == 1 else xs), self.split.y[sel]

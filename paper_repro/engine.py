@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
+from . import distributed as DI
 from .allocation import check_reachable, parse_target
 from .counting import CostModel
 from .models import build_model
@@ -77,10 +78,12 @@ def curve_split(cfg: dict, test: D.Split) -> D.Split:
     return D.subset(test, cfg.get("curve_test_subset"), seed=cfg["seed"] + 3)
 
 
-def train_batches(split: D.Split, b: dict, seed: int, views: int = 1) -> D.Batches:
-    """Shuffled, augmented batches of `split` with the settings `b` (batch size, dataset statistics, layout)."""
+def train_batches(split: D.Split, b: dict, seed: int, views: int = 1,
+                  shard: tuple[int, int] = (0, 1)) -> D.Batches:
+    """Shuffled, augmented batches of `split` with the settings `b` (batch size, dataset statistics, layout);
+    `shard` (rank, ranks): this rank's slice of every global batch under torchrun (`distributed.shard()`)."""
     return D.Batches(split, b["batch_size"], D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=True, seed=seed,
-                     channels_last=b["channels_last"], views=views)
+                     channels_last=b["channels_last"], views=views, shard=shard)
 
 
 def eval_batches(split: D.Split, b: dict) -> D.Batches:
@@ -289,7 +292,8 @@ def epoch_loop(start: int, total: int, desc: str, progress: bool = False, max_ep
     t_call, walls = time.perf_counter(), []
     try:
         for epoch in bar:
-            if out_of_time(t_call, time_budget_s, walls, [] if metrics is None else metrics):
+            # under torchrun rank 0's clock decides for every rank (a rank alone in the next epoch would hang)
+            if DI.from_main(out_of_time(t_call, time_budget_s, walls, [] if metrics is None else metrics)):
                 break
             t0 = time.perf_counter()
             yield epoch, bar
@@ -300,7 +304,7 @@ def epoch_loop(start: int, total: int, desc: str, progress: bool = False, max_ep
 
 def epoch_bar(epochs: range, desc: str, progress: bool, total: int):
     """A tqdm bar over the epochs still to run; off when `progress` is False or $PAPER_REPRO_PROGRESS is 0."""
-    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0"
+    quiet = not progress or os.environ.get(ENV_PROGRESS) == "0" or not DI.is_main()
     return tqdm(epochs, desc=desc, disable=quiet, initial=epochs.start, total=total)
 
 
@@ -316,10 +320,15 @@ def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metri
 
 
 def save_epoch(state_path: Path, state: dict, **tables) -> None:
-    """After an epoch: the state (atomically), then each table as <name>.csv beside it."""
+    """After an epoch: the state (atomically), then each table as <name>.csv beside it; under torchrun rank 0
+    writes and the others wait for it (the next epoch, or a resume, reads what was written)."""
+    if not DI.is_main():
+        DI.barrier()
+        return
     save_checkpoint(state_path, state)
     for name, rows in tables.items():
         write_text(state_path.parent / f"{name}.csv", metrics_csv(rows))
+    DI.barrier()
 
 
 def metrics_csv(rows: list[dict]) -> str:

@@ -144,7 +144,11 @@ class FolderBatches(Batches):
         base = (self.seed * 100_003 + self.epoch) * 1_000_003
         out = []
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.shard[1] > 1:  # this rank's slice of the global batch (torchrun, `data.Batches`)
+                per = self.batch_size // self.shard[1]
+                idx = idx[self.shard[0] * per:(self.shard[0] + 1) * per]
+            idx = idx.tolist()
             out.append([(i, (base + i) * 17 + v) for v in range(self.views) for i in idx])
         return out
 

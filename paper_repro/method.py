@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
+from . import distributed as DI
 from .allocation import Allocation, allocate, parse_target
 from .config import (EXECUTION, check_choice, check_compile, check_known, check_profile, config_key,
                      profile_settings, resolve_baseline, resolve_students)
@@ -168,6 +169,7 @@ def distill_step(teacher, t_taps, students, s_taps, opt, cfg, x, y, sums, losses
             sums[i][k] += v.detach()
     opt.zero_grad(set_to_none=True)
     total.backward()  # peers are detached and T is frozen: student i's gradient is its own L_M
+    DI.average_gradients([p for g in opt.param_groups for p in g["params"]])  # torchrun: the global batch's
     opt.step()
 
 
@@ -205,6 +207,8 @@ class Method:
         b = cfg["baseline"]
         self.cfg, self.cost_model, self.target = cfg, cost_model, target
         self.teacher, self.students = copy_students(teacher, cfg["students"])
+        for s in self.students:  # torchrun: BatchNorm statistics of the global batch (nothing in one process)
+            DI.sync_batchnorm_(s)
         self.t_taps = FeatureTaps(self.teacher)  # after the copies: a deepcopy would carry the teacher's hooks along
         self.s_taps = [FeatureTaps(s) for s in self.students]
         self.groups = [s.channel_groups() for s in self.students]
@@ -262,6 +266,12 @@ class Method:
         (one metrics row per student, with its accuracy on `curve_b`; student 0's channel scores)."""
         if self.cfg["selection"] == "fixed":
             self.fixed = self.selected
+        # torchrun: gradients are averaged before the scores, so every rank must hold the same selection and
+        # widths; checked every epoch (one small all_gather), and the loss sums are the ranks' mean
+        DI.check_same(([[m.tolist() for m in sel] for sel in self.selected],
+                       [self.alive(i) for i in range(len(self.students))]), "the expected-sparse sets or widths")
+        if DI.active():
+            self.sums = [{k: DI.sum_over_ranks(v)[0] / DI.world_size() for k, v in s.items()} for s in self.sums]
         scores = []  # `fixed` scores only at the first step of training: later epochs have no fresh scores to log
         for l, (v, sel) in enumerate(zip(self.last_scores or [], self.selected[0])):  # one host copy per layer
             for c, (score, chosen) in enumerate(zip(v.tolist(), sel.tolist())):
@@ -321,6 +331,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     cfg = resolve_method(arch, target, profile, seed, compile=compile, **overrides)
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
+    dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
     if teacher is not None:
         teacher_model, baseline_acc, teacher_cfg, _ = load_teacher(teacher, arch, b)
         teacher_device = "given checkpoint"
@@ -336,10 +347,10 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     rdir = pruning_run_dir("prune", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
     complete = _complete(rdir, arch, key, cfg["epochs"], export)
-    if not complete:
+    if not complete and DI.is_main():
         lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written
     views = cfg["students"] if cfg["student_views"] == "own" else 1
-    train_b = train_batches(train_split, b, seed + 17, views=views)
+    train_b = train_batches(train_split, b, seed + 17, views=views, shard=DI.shard())  # torchrun: a slice
     test_b = eval_batches(test_split, b)
     _, curve_b = curve_batches(b, test_split, test_b)  # per-epoch curve: a fixed test subset (labelled so)
     select_split, select_heldout = D.heldout(ds.train, b["train_subset"], cfg["select_images"], seed=b["seed"] + 1)
@@ -351,11 +362,11 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     st = resume(state_path, {"arch": arch, "config_key": key}, lambda state: method.load_state_dict(state, state_path))
     if st is not None:
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
-    if not complete:
+    if not complete and DI.is_main():
         write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": method.lam_max,
                                           **ds.stamp()})
 
-    if progress and start >= cfg["epochs"]:
+    if progress and start >= cfg["epochs"] and DI.is_main():
         print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; removal re-measured",
               flush=True)
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} method", progress, max_epochs_now, time_budget_s,
@@ -376,9 +387,14 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     summary = {}
     pruned = []
     if done:
-        summary, pruned = _finish(cfg, tgt, method.teacher, method.students, test_b, train_b, dev, rdir,
-                                  baseline_acc, ds, seconds, teacher_device, method.lam_max, export, select_b,
-                                  select_heldout, write=not complete)
+        def finish(write):
+            return _finish(cfg, tgt, method.teacher, method.students, test_b, train_b, dev, rdir, baseline_acc, ds,
+                           seconds, teacher_device, method.lam_max, export, select_b, select_heldout, write=write)
+        if DI.is_main():
+            summary, pruned = finish(not complete)
+        DI.barrier()  # torchrun: the other ranks read the summary rank 0 wrote
+        if not DI.is_main():
+            summary, pruned = finish(False)
     return MethodRun(cfg, method.teacher, method.students, pruned, summary, metrics, scores_log, rdir)
 
 

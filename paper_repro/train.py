@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed as DI
 from .config import config_key, resolve_baseline
 from .engine import (compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss,
                      prepare_data, restore_training, resume, run_folder, save_epoch, timed_epoch, train_batches,
@@ -54,7 +55,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     from . import teachers as T
 
     cfg = resolve_baseline(arch, profile, seed, **overrides)
-    dev = resolve_device(device)
+    dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
     key = config_key(cfg)
     rdir = run_dir_for(cfg)
     ckpt_path = rdir / "checkpoint.pt"
@@ -74,18 +75,19 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         allow_training = not committed
     if not allow_training and epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
         raise T.missing_teacher_error(arch, profile, seed)
-    if epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
+    if epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"] and DI.is_main():
         lock_run_folder(rdir)  # one writer; a finished run is read without it and nothing is written
 
     torch.manual_seed(seed)
     model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
     if cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    train_b = train_batches(train_split, cfg, seed)
+    train_b = train_batches(train_split, cfg, seed, shard=DI.shard())  # torchrun: this rank's slice of each batch
     test_b = eval_batches(test_split, cfg)
     curve, curve_b = curve_batches(cfg, test_split, test_b)
     opt, sched = make_optimizer(model, cfg, len(train_b))
     loss_fn = compiled(plain_loss, compile)
+    net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
     ckpt = resume(ckpt_path, {"arch": arch, "config_key": key, "dataset_fingerprint": ds.fingerprint},
@@ -93,16 +95,17 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     if ckpt is not None:
         start, metrics, seconds = ckpt["epoch"], ckpt["metrics"], ckpt["train_seconds"]
         trained_on = ckpt["device"] if start >= cfg["epochs"] else trained_on
-    if start < cfg["epochs"]:
+    if start < cfg["epochs"] and DI.is_main():
         write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
 
-    if progress and start >= cfg["epochs"]:
+    if progress and start >= cfg["epochs"] and DI.is_main():
         print(f"{arch} baseline: cached in {rdir.relative_to(ROOT) if rdir.is_relative_to(ROOT) else rdir}, "
               f"{metrics[-1]['test_acc']:.2%} on the test images", flush=True)
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} baseline", progress, max_epochs_now, time_budget_s,
                                  metrics):
         torch.manual_seed(seed * 1000 + epoch)  # dropout etc.: same stream whether resumed or not
-        lr, loss_sum, correct, n, dt = timed_epoch(model, train_b.set_epoch(epoch), opt, sched, loss_fn, dev)
+        lr, loss_sum, correct, n, dt = timed_epoch(net, train_b.set_epoch(epoch), opt, sched, loss_fn, dev)
+        loss_sum, correct, n = DI.sum_over_ranks(loss_sum, correct, n)  # torchrun: the global batch's sums
         seconds += dt
         curve_loss, curve_acc = evaluate(model, curve_b, dev)
         test_loss = test_acc = None  # the whole test split: every epoch without a curve subset, else the last only

@@ -35,6 +35,7 @@ from .. import data as D
 from ..allocation import Target, parse_target, pruned_ratio
 from ..config import check_known, check_profile, config_key, profile_settings, resolve_students
 from ..counting import CostModel, count
+from ..distributed import refuse
 from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
                      timed_epoch, train_batches, training_state)
@@ -237,6 +238,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     from .ablation import teacher as ablation_teacher
 
     cfg = resolve_classic(arm, profile, seed, target, **overrides)
+    refuse("a classic arm")
     tgt: Target = parse_target(cfg["target"])
     dev = resolve_device(device)
     b = cfg["baseline"]

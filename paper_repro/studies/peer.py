@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from ..allocation import parse_target
 from ..config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
 from ..counting import CostModel, count
+from ..distributed import refuse
 from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
                      prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
                      train_batches, training_state)
@@ -184,6 +185,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
 
     `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
     cfg = resolve_peer(arch, target, profile, seed, **overrides)
+    refuse("a Torch-Pruning arm")
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     remedy = None if teacher is None else TEACHER_REMEDY  # a given teacher is the user's file: never "delete it"
     if teacher is None:
