@@ -85,7 +85,7 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
         rows.append({"claim": v.claim, "source": v.source, "measured": f"{v.measured}: {shown}",
                      "test": f"{v.direction} {v.threshold:g}", "noise": v.noise_source, "verdict": v.verdict,
                      "where": f"{v.notebook}" + (f", figure {v.figure}" if v.figure else "")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["claim", "source", "measured", "test", "noise", "verdict", "where"])
 
 
 def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[Verdict]) -> pd.DataFrame:
