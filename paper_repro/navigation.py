@@ -36,8 +36,10 @@ def title(name: str) -> str:
     return name
 
 
-def nav_markdown(name: str, profile: str = "cpu") -> str:
-    """The navigation line at the top of notebook `name`: previous, index, next, and its executed copy."""
+def nav_markdown(name: str, profile: str = "cpu", executed: bool = False) -> str:
+    """The navigation line at the top of notebook `name`: previous, index, next, and its executed copy. In the
+    executed copy (`executed`, notebooks/executed/<profile>/) the neighbours are the executed copies beside it,
+    and the last link goes back to the source notebook."""
     names = notebook_names()
     if name not in names:
         raise ValueError(f"name: unknown notebook {name!r}; valid: {', '.join(names)}")
@@ -49,8 +51,22 @@ def nav_markdown(name: str, profile: str = "cpu") -> str:
         parts.append(f"[index]({INDEX}.ipynb)")
     if i + 1 < len(names):
         parts.append(f"[{names[i + 1]}]({names[i + 1]}.ipynb) →")
-    parts.append(f"[executed copy ({profile} profile)](executed/{profile}/{name}.ipynb)")
+    parts.append(f"[source notebook](../../{name}.ipynb)" if executed else
+                 f"[executed copy ({profile} profile)](executed/{profile}/{name}.ipynb)")
     return " · ".join(parts)
+
+
+def relink_executed(path, name: str, profile: str) -> None:
+    """Give an executed copy its own navigation line (links that work from notebooks/executed/<profile>/)."""
+    import nbformat
+
+    if not json.loads(Path(path).read_text()).get("cells"):  # nothing to relink (e.g. a test's stand-in file)
+        return
+    nb = nbformat.read(str(path), as_version=4)
+    first = nb.cells[0]
+    if first is not None and "nav" in first.metadata.get("tags", []):
+        first.source = nav_markdown(name, profile, executed=True)
+        nbformat.write(nb, str(path))
 
 
 def _runtimes_path(profile: str) -> Path:

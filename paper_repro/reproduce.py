@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import headlines
 from .config import ENV_PROFILE, check_profile
-from .navigation import INDEX, record_runtime, runs_snapshot
+from .navigation import INDEX, record_runtime, relink_executed, runs_snapshot
 from .provenance import ROOT, git_commit
 from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index
 from .runlock import run_lock
@@ -104,6 +104,7 @@ def _run(paths, profile, out_dir, force):
         try:
             pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
                                 cwd=str(NOTEBOOKS), progress_bar=False)
+            relink_executed(tmp, nb.stem, profile)
             os.replace(tmp, out)
         except PapermillExecutionError as e:
             raise NotebookError(failure_line(nb, e)) from e

@@ -61,3 +61,16 @@ def test_reading_tables_show_percent_and_met_or_missed():
     assert out.loc[0].tolist() == ["a", "91.23%", "59.72%", "missed (59.72%)", "12.3"]
     assert out.loc[1, "best_acc"] == "—" and out.loc[1, "target_met"] == "met"
     assert pd.get_option("display.max_columns") is None  # nothing hidden behind "..."
+
+
+def test_an_executed_copy_links_its_neighbours_copies_and_its_source(tmp_path):
+    import shutil
+
+    import nbformat
+
+    line = NAV.nav_markdown("02_method", "cpu", executed=True)
+    assert "[03_ablation_losses](03_ablation_losses.ipynb)" in line and line.endswith("(../../02_method.ipynb)")
+    copy = tmp_path / "02_method.ipynb"
+    shutil.copy(NAV.NOTEBOOKS / "02_method.ipynb", copy)
+    NAV.relink_executed(copy, "02_method", "cpu")
+    assert nbformat.read(str(copy), as_version=4).cells[0].source == line
