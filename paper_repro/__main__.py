@@ -351,7 +351,7 @@ def main(argv=None):
     try:
         _check_numbers(args)
         if DI.launched():  # torchrun: join the other processes (NCCL on GPUs, gloo on CPUs)
-            if args.fn not in (_train, _prune):
+            if args.fn not in (_train, _prune, _arm):  # every run a single call trains; not the loops
                 DI.refuse(args.cmd)
             DI.init(getattr(args, "device", None) or "auto")
         args.fn(args)

@@ -7,7 +7,7 @@ MASTER_ADDR/PORT). `init` joins them into one process group: NCCL when the run i
 cuda:LOCAL_RANK), gloo on CPUs. Without torchrun (WORLD_SIZE unset or 1) nothing here does anything: every
 helper is the identity and a run is bitwise the run of before this module.
 
-How a run is split (the baseline, `train.train_baseline`):
+How a run is split (the baseline, `train.train_baseline`; the classic and Torch-Pruning arms alike):
 - every rank draws the same seeded permutation and augmentation of an epoch, cuts each global batch of B
   images into K contiguous slices of B/K and trains on its own slice (`data.Batches(shard=...)`);
 - `wrap` puts the network in DistributedDataParallel, which averages the gradients over the ranks: the mean of
@@ -154,10 +154,10 @@ def check_same(obj, what: str) -> None:
 
 
 def refuse(what: str) -> None:
-    """`what` does not run under torchrun yet: one clear error rather than K copies of the same run."""
+    """`what` loops over many runs: under torchrun, one clear error rather than K processes racing through it."""
     if active() or launched():
-        raise RuntimeError(f"{what}: runs in one process only for now (torchrun supports `train` and `prune`; "
-                           "see docs/distributed.md)")
+        raise RuntimeError(f"{what}: runs in one process only; under torchrun start one run at a time with `train`, "
+                           "`prune` or `arm` (see docs/distributed.md)")
 
 
 # -- the network across processes -------------------------------------------------------------------------------------
@@ -214,6 +214,15 @@ def sync_batchnorm_(model: torch.nn.Module) -> torch.nn.Module:
         for m in model.modules():
             if type(m) is torch.nn.BatchNorm2d:
                 m.__class__ = SyncedBatchNorm2d
+    return model
+
+
+def plain_batchnorm_(model: torch.nn.Module) -> torch.nn.Module:
+    """Undo `sync_batchnorm_`, in place: every SyncedBatchNorm2d back to BatchNorm2d (same objects, weights and
+    state dict), for a network that leaves training to be cut, pruned by a library or saved."""
+    for m in model.modules():
+        if type(m) is SyncedBatchNorm2d:
+            m.__class__ = torch.nn.BatchNorm2d
     return model
 
 

@@ -15,6 +15,7 @@ import paper_repro.train as T
 from paper_repro.data import Batches, make_synthetic
 
 TIMEOUT_S = 240  # a launch takes ~20 s on a quiet 2-core machine
+ARM_TIMEOUT_S = 900  # a smoke arm of notebook 06/07 on resnet56: a few minutes on 2 cores
 
 
 
@@ -22,7 +23,7 @@ STEPS = Path(__file__).with_name("ddp_steps.py")
 METHOD = Path(__file__).with_name("ddp_method.py")
 
 
-def launch(cmd, runs=None):
+def launch(cmd, runs=None, timeout_s=TIMEOUT_S):
     """Run `cmd` (stdout, stderr): it and what it starts are one process group of ours (a new session), stopped
     by its id whatever happens."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPER_REPRO_PROGRESS": "0"}
@@ -31,7 +32,7 @@ def launch(cmd, runs=None):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
-        out, err = p.communicate(timeout=TIMEOUT_S)
+        out, err = p.communicate(timeout=timeout_s)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)  # the group we started (start_new_session): launcher and workers
@@ -40,10 +41,10 @@ def launch(cmd, runs=None):
     return out, err
 
 
-def torchrun(args, runs, nproc=2):
+def torchrun(args, runs, nproc=2, timeout_s=TIMEOUT_S):
     """`torchrun --standalone --nproc_per_node=nproc -m paper_repro ARGS` writing into `runs`: rank 0's JSON line."""
     out, _ = launch([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                     "-m", "paper_repro", *args], runs)
+                     "-m", "paper_repro", *args], runs, timeout_s)
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     assert len(lines) == 1, out  # one answer: rank 0's
     return lines[0]
@@ -151,8 +152,48 @@ def test_two_processes_match_one_and_resume(tmp_path, monkeypatch, capsys):
     assert (Path(pruned["run_dir"]) / "summary.json").exists()
 
 
+def test_classic_and_peer_arms_under_torchrun(tmp_path, monkeypatch, capsys):
+    """`arm` under torchrun: network slimming (labelled sparse training, global γ threshold, cut) and a
+    Torch-Pruning arm (TP's group penalty on the averaged gradients, Taylor ranking, TP's own pruning) run on 2
+    gloo processes, rank 0 answering and writing alone. Slimming against one process from the same teacher:
+    the same cut, the sparse-training loss equal to float32 rounding (measured: 3.6e-7 apart)."""
+    import shutil
+
+    import paper_repro.engine as E
+    from paper_repro.studies import classic
+    from paper_repro.studies.ablation import SUBJECT
+
+    ddp, one_runs = tmp_path / "ddp", tmp_path / "one"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1)
+    try:
+        monkeypatch.setattr(E, "RUNS", ddp)  # the arms' teacher, trained here in one process (train's own test
+        T.train_baseline(SUBJECT["arch"], "smoke", 0, device="cpu", progress=False)  # covers it under torchrun)
+        slim = torchrun(["arm", "06-slimming", "--profile", "smoke", "--device", "cpu"], ddp, timeout_s=ARM_TIMEOUT_S)
+        peer = torchrun(["arm", "07-tp-taylor-ce", "--profile", "smoke", "--device", "cpu"], ddp,
+                        timeout_s=ARM_TIMEOUT_S)
+        shutil.copytree(ddp / "baselines", one_runs / "baselines")  # the same teacher
+        monkeypatch.setattr(E, "RUNS", one_runs)
+        one = classic.run_classic("slimming", "smoke", 0, device="cpu").summary
+    finally:
+        torch.set_num_threads(threads)
+    two = json.loads((Path(slim["run_dir"]) / "summary.json").read_text())
+    tp = json.loads((Path(peer["run_dir"]) / "summary.json").read_text())
+    assert tp["target_met"] and tp["max_abs_logit_diff_rebuilt"] == 0.0 and tp["pruning_steps"] > 0
+    assert two["target_met"] and two["max_abs_logit_diff"] < 1e-4 and two["sparse_epochs"] >= 1
+    for run in (slim, peer):  # the pruned network loads without the training code, its state dict unprefixed
+        state = torch.load(Path(run["run_dir"]) / "pruned_state.pt", weights_only=False)["state_dict"]
+        assert not any(k.startswith("module.") for k in state)
+    assert one["widths"] == two["widths"]
+    loss = max(abs(a["train_loss"] - b["train_loss"]) for a, b in zip(one["metrics"], two["metrics"]))
+    with capsys.disabled():
+        print(f"\nslimming, 2 processes vs 1: same widths, train loss max abs diff {loss:.3g}")
+    assert len(one["metrics"]) == len(two["metrics"]) and loss < 1e-4
+
+
 def test_other_commands_refuse_torchrun(monkeypatch, capsys):
-    """Under torchrun only `train` and `prune` run: the others stop at once rather than run K copies of one run."""
+    """Under torchrun only `train`, `prune` and `arm` run: the loops over many runs (teachers, campaign,
+    reproduce...) stop at once rather than run K copies of each."""
     from paper_repro.__main__ import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -20,6 +20,11 @@ fine-tuning (3 → 1 + 2), so both pipelines see the same number of labelled epo
 Runs are cached by their settings in runs/classic/<arch>-<arm>-<target>-<profile>-s<seed>-<key>/
 (config.json, sparse.pt / finetune.pt written atomically after every epoch, pruned_state.pt, summary.json):
 an interrupted run resumes, a finished one is loaded.
+
+Under torchrun (docs/distributed.md) every labelled phase is split as the baseline's is: each rank trains on its
+slice of every global batch in DistributedDataParallel with synced BatchNorm (slimming's γ penalty is added to
+the averaged gradients, the same on every rank); the scores, the masks and the cut are computed on every rank
+from the same weights (checked); BN recalibration and evaluation see whole splits; only rank 0 writes.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from .. import data as D
 from ..allocation import Target, parse_target, pruned_ratio
 from ..config import check_known, check_profile, config_key, profile_settings, resolve_students
 from ..counting import CostModel, count
-from ..distributed import refuse
+from .. import distributed as DI
 from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
                      timed_epoch, train_batches, training_state)
@@ -166,6 +171,7 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
     (metrics, seconds)."""
     opt, sched = _optimizer(model, cfg, epochs)
     norms = [bn for g in model.channel_groups() for bn in g.norms]
+    net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
     start, metrics, seconds = 0, [], 0.0
     expect = {"phase": phase, "config_key": cfg["config_key"], **(extra or {})}
     st = resume(state_path, expect, restore_training(model, opt, sched, state_path))
@@ -173,9 +179,10 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     for epoch, _ in epoch_loop(start, epochs, phase, max_epochs_now=stop_after):
         torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
-        lr, loss_sum, _, n, dt = timed_epoch(model, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)),
+        lr, loss_sum, _, n, dt = timed_epoch(net, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)),
                                              opt, sched, plain_loss, dev,
                                              after_backward=lambda: bn_l1_subgradient_(norms, slim_lambda))
+        loss_sum, n = DI.sum_over_ranks(loss_sum, n)  # torchrun: the global batch's sums
         seconds += dt
         # test accuracy at the phase's end only: per-epoch evaluation would cost ~10 % of a cpu-profile arm
         acc = evaluate(model, test_b, dev)[1] if epoch + 1 == epochs else float("nan")
@@ -184,6 +191,7 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
                             mean_abs_gamma=gamma, epoch_seconds=dt))
         save_epoch(state_path, dict(expect, epoch=epoch + 1, **training_state(model, opt, sched), metrics=metrics,
                                     seconds=seconds))
+    DI.plain_batchnorm_(model)  # the network leaves as it came: plain BatchNorm2d (it is cut and saved next)
     return metrics, seconds
 
 
@@ -238,9 +246,8 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     from .ablation import teacher as ablation_teacher
 
     cfg = resolve_classic(arm, profile, seed, target, **overrides)
-    refuse("a classic arm")
     tgt: Target = parse_target(cfg["target"])
-    dev = resolve_device(device)
+    dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
     b = cfg["baseline"]
     teacher_run = teacher_run or ablation_teacher(profile, seed, device, arch=cfg["arch"])
     cfg["teacher_config_key"] = config_key(teacher_run.config)
@@ -248,16 +255,17 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     cfg["config_key"] = key
     rdir = pruning_run_dir("classic", cfg, key, arm=arm)
     spath = _summary_path(rdir)
-    if spath.exists():
-        summary = json.loads(spath.read_text())
-        if summary.get("config_key") == key:
-            return ClassicRun(cfg, summary, rdir, None)
+    summary = json.loads(spath.read_text()) if spath.exists() else {}
+    if DI.from_main(summary.get("config_key") == key):  # torchrun: rank 0's answer holds for every rank
+        return ClassicRun(cfg, summary, rdir, None)
 
     ds, train_split, test_split = prepare_data(dict(b, train_subset=cfg["train_subset"]), dev, data_dir, download)
-    train_b = train_batches(train_split, b, seed + 23)
+    train_b = train_batches(train_split, b, seed + 23)  # whole batches: BN recalibration, and the step count
+    shard_b = train_batches(train_split, b, seed + 23, shard=DI.shard())  # torchrun: this rank's slices
     test_b = eval_batches(test_split, b)
-    lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
-    write_json(rdir / "config.json", {**cfg, **ds.stamp()})
+    if DI.is_main():
+        lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
+        write_json(rdir / "config.json", {**cfg, **ds.stamp()})
 
     teacher = teacher_run.model.to(dev).eval()
     model = copy.deepcopy(teacher)
@@ -270,7 +278,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     metrics, seconds = [], 0.0
     acc_sparse = float("nan")
     if cfg["sparse_epochs"]:
-        m, s = train_labels(model, train_b, test_b, cfg["sparse_epochs"], cfg, dev, rdir / "sparse.pt", seed,
+        m, s = train_labels(model, shard_b, test_b, cfg["sparse_epochs"], cfg, dev, rdir / "sparse.pt", seed,
                             "sparse", slim_lambda=lam)
         metrics, seconds, acc_sparse = metrics + m, seconds + s, m[-1]["test_acc"]
     model.eval()
@@ -282,6 +290,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         dead, info = global_masks(normalise(l1_scores(model), cfg["global_normaliser"]), cost_model, tgt)
     else:
         dead, info = uniform_masks(l1_scores(model), cost_model, tgt)
+    DI.check_same([d.tolist() for d in dead], "the pruned channels")  # torchrun: one cut on every rank
     masked = mask_model(model, dead).eval()
     pruned = prune_model(masked, dead).eval()
     held = next(iter(test_b))[0][:64]
@@ -297,15 +306,17 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     for p in pruned.parameters():
         p.requires_grad_(True)
     if cfg["finetune_epochs"]:
-        m, s = train_labels(pruned, train_b, test_b, cfg["finetune_epochs"], cfg, dev, rdir / "finetune.pt", seed,
+        m, s = train_labels(pruned, shard_b, test_b, cfg["finetune_epochs"], cfg, dev, rdir / "finetune.pt", seed,
                             "finetune", extra={"widths": widths})
         metrics, seconds = metrics + m, seconds + s
     pruned.eval()
     _, acc_final = evaluate(pruned, test_b, dev)
     before, after = count(teacher), count(pruned)
-    save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
-                                                   widths=widths, state_dict={k: v.detach().cpu() for k, v in
-                                                                              pruned.state_dict().items()}))
+    if DI.is_main():
+        save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"],
+                                                       width=b["width"], widths=widths,
+                                                       state_dict={k: v.detach().cpu() for k, v in
+                                                                   pruned.state_dict().items()}))
     flops_pruned = 1 - after["macs"] / before["macs"]
     params_pruned = 1 - after["params"] / before["params"]
     achieved = flops_pruned if tgt.kind == "flops" else params_pruned
@@ -323,7 +334,9 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         max_abs_logit_diff=gap, widths=widths, full_widths=cost_model.widths, train_seconds=seconds,
         lr_steps=steps_x_lr, metrics=metrics, device=device_name(dev), commit=git_commit(), **ds.stamp(),
     )
-    write_json(spath, summary)
+    if DI.is_main():
+        write_json(spath, summary)
+    DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
     return ClassicRun(cfg, summary, rdir, pruned)
 
 

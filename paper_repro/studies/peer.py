@@ -26,6 +26,11 @@ run equals the recipe's (the same idea as our λ scaling, `ista.scaled_lambda`);
 
 Runs are cached by their settings in runs/peer/<arch>-<kind><ratio>-<profile>-s<seed>-<key>/ (config.json,
 metrics.csv, state.pt after every epoch, pruned_state.pt, summary.json) and resume when interrupted.
+
+Under torchrun (docs/distributed.md) the sparse training is split as the baseline's is (each rank its slice of
+every global batch, DistributedDataParallel, synced BatchNorm); TP's penalty is added to the averaged gradients,
+the same on every rank. The Taylor gradients for the ranking are those of whole batches on every rank, so every
+rank prunes the same channels (checked); only rank 0 writes.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ import torch.nn.functional as F
 from ..allocation import parse_target
 from ..config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
 from ..counting import CostModel, count
-from ..distributed import refuse
+from .. import distributed as DI
 from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
                      prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
                      train_batches, training_state)
@@ -185,8 +190,8 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
 
     `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
     cfg = resolve_peer(arch, target, profile, seed, **overrides)
-    refuse("a Torch-Pruning arm")
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
+    dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
     remedy = None if teacher is None else TEACHER_REMEDY  # a given teacher is the user's file: never "delete it"
     if teacher is None:
         teacher = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
@@ -197,20 +202,22 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     rdir = pruning_run_dir("peer", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
     train_b = train_batches(train_split, b, seed + 17)  # seed + 17: the stream of batches our student 0 sees
+    shard_b = train_batches(train_split, b, seed + 17, shard=DI.shard())  # torchrun: this rank's slices
     test_b = eval_batches(test_split, b)
     reg = scaled_reg(cfg["reg"], b, cfg["epochs"], len(train_b)) if cfg["reg_scaling"] else cfg["reg"]
     record = {**cfg, "config_key": key, "reg_effective": reg, "teacher_checkpoint": str(teacher),
               "teacher_config": t_cfg, **ds.stamp()}
 
     summary_path, pruned_path = rdir / "summary.json", rdir / "pruned_state.pt"
-    if summary_path.exists() and pruned_path.exists():
+    if DI.from_main(summary_path.exists() and pruned_path.exists()):  # torchrun: rank 0's answer for every rank
         ck = load_checkpoint(pruned_path, expect={"arch": arch, "config_key": key})
         model = build_model(arch, b["num_classes"], width=b["width"], widths=ck["widths"])
         load_state(model, ck["state_dict"], pruned_path)
         import json
         return PeerRun(cfg, model.to(dev).eval(), json.loads(summary_path.read_text()), ck["metrics"], rdir, True)
 
-    lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
+    if DI.is_main():
+        lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
     t_model = t_model.to(dev).eval()
     for p in t_model.parameters():
         p.requires_grad_(False)
@@ -225,13 +232,16 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
-    write_json(rdir / "config.json", record)
+    if DI.is_main():
+        write_json(rdir / "config.json", record)
+    net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now):
         torch.manual_seed(seed * 1000 + epoch + 11)
         lr, loss_sum, correct, n, dt = timed_epoch(
-            model, train_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
+            net, shard_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
             after_backward=lambda: pruner.regularize(model, alpha=2 ** cfg["alpha"]))  # TP: group penalty on grads
+        loss_sum, correct, n = DI.sum_over_ranks(loss_sum, correct, n)  # torchrun: the global batch's sums
         seconds += dt
         _, acc = evaluate(model, test_b, dev)
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
@@ -239,6 +249,7 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         bar.set_postfix(acc=f"{acc:.3f}")
         save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **training_state(model, opt, sched),
                                     metrics=metrics, seconds=seconds), metrics=metrics)
+    DI.plain_batchnorm_(model)  # TP prunes plain BatchNorm2d layers
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev,
@@ -261,6 +272,7 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, c
     t0 = time.perf_counter()
     steps, met = prune_to_target(model, pruner, cost_model, tgt)
     prune_seconds = time.perf_counter() - t0
+    DI.check_same(model.widths(), "the pruned widths")  # torchrun: one pruned network on every rank
     model.zero_grad(set_to_none=True)
     model = model.eval()
     _, acc_pruned = evaluate(model, test_b, dev)
@@ -286,10 +298,12 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, c
         prune_seconds=prune_seconds, reg_effective=reg, train_seconds=seconds,
         widths=widths, full_widths=cost_model.widths, max_abs_logit_diff_rebuilt=diff,
     )
-    save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
-                                                   widths=widths, state_dict=state, config_key=key,
-                                                   metrics=metrics))
-    write_json(rdir / "summary.json", summary)
+    if DI.is_main():
+        save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"],
+                                                       width=b["width"], widths=widths, state_dict=state,
+                                                       config_key=key, metrics=metrics))
+        write_json(rdir / "summary.json", summary)
+    DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
     return summary, model
 
 
