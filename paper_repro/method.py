@@ -429,11 +429,14 @@ def agreement(model, teacher, batches, device) -> float:
     return same / n
 
 
-def select_student(per: list[dict], rule: str = "teacher_agreement") -> int:
-    """The reported student: the highest `select_<rule>` score; ties go to the lower index. Test accuracy is
-    never looked at (choosing on it would report a maximum over noise)."""
+def select_student(per: list[dict], rule: str = "teacher_agreement", met: list[bool] | None = None) -> int:
+    """The reported student: among the students whose pruned network meets the target (`met`; all of them when
+    none or `met` is None), the highest `select_<rule>` score; ties go to the lower index. Test accuracy is never
+    looked at (choosing on it would report a maximum over noise); whether the target is met is read from the
+    network's own size, no label either."""
     check_choice("select", rule, SELECT_RULES)
-    return max(range(len(per)), key=lambda i: (per[i][f"select_{rule}"], -i))
+    met = [True] * len(per) if met is None or not any(met) else met
+    return max(range(len(per)), key=lambda i: (met[i], per[i][f"select_{rule}"], -i))
 
 
 def _complete(rdir, arch, key, epochs, export) -> bool:
@@ -474,7 +477,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
                         max_abs_logit_diff=diff, max_abs_logit_diff_vs_trained=diff_trained,
                         select_teacher_agreement=select, widths=pruned.widths(), masked=masked))
         pruned_models.append(pruned)
-    best = select_student(per, cfg["select"])
+    best = select_student(per, cfg["select"], [_met(tgt, p) for p in per])
     if not write:
         return json.loads((rdir / "summary.json").read_text()), pruned_models
     bp = per[best]

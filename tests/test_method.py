@@ -135,17 +135,23 @@ def test_fixed_selection_keeps_its_first_sets_and_resumes(tmp_path):
 
 
 def test_reported_student_is_chosen_without_test_labels(tmp_path):
-    """The reported student is the one that agrees most with the teacher on held-out training images; the
-    summary keeps every student's test accuracy and their mean, and target_met is judged on that student."""
+    """The reported student is the one that agrees most with the teacher on held-out training images, among
+    those that meet the target; the summary keeps every student's test accuracy and their mean, and target_met is
+    judged on that student."""
     per = [dict(select_teacher_agreement=0.5, acc_pruned=0.9), dict(select_teacher_agreement=0.7, acc_pruned=0.1),
            dict(select_teacher_agreement=0.7, acc_pruned=0.2)]
     assert M.select_student(per) == 1  # highest agreement, ties to the lower index, test accuracy ignored
     with pytest.raises(ValueError, match="select"):
         M.select_student(per, "test_acc")
+    # a student short of the target is passed over when another meets it (its size, not a label, says so)
+    assert M.select_student(per, met=[True, False, True]) == 2
+    assert M.select_student(per, met=[False, False, False]) == 1  # none meets it: agreement alone
     r = M.prune_train("resnet20", "flops=0.3", out=tmp_path / "run", epochs=1, **KW)
     s = r.summary
     agree = [p["select_teacher_agreement"] for p in s["per_student"]]
-    assert s["best_student"] == max(range(len(agree)), key=lambda i: (agree[i], -i))
+    met = [p["flops_pruned"] >= 0.3 - 1e-9 for p in s["per_student"]]
+    met = met if any(met) else [True] * len(met)
+    assert s["best_student"] == max(range(len(agree)), key=lambda i: (met[i], agree[i], -i))
     assert s["selection_rule"] == "teacher_agreement" and s["select_images_heldout"] is True
     assert s["pruned_acc"] == s["per_student"][s["best_student"]]["acc_pruned"]
     assert s["pruned_acc_all"] == [p["acc_pruned"] for p in s["per_student"]]

@@ -1,0 +1,60 @@
+"""One method run on a committed cpu teacher at a candidate student budget, for sizing the cpu profile (issue 11).
+
+Prints one JSON line and appends it to bench/results/cpu_budget.jsonl: the overrides tried, wall and training
+seconds, the teacher's and the pruned students' accuracy on all 10,000 test images, the ratio reached and, per
+epoch and student, (epoch, FLOPs pruned, params pruned, accuracy on the fixed 2,000-image curve subset). Runs go
+to build/tune/runs (the project's runs/ cache is never touched). These are measurements of what a budget
+can do, not results (`train_s`: the training's seconds as recorded when it ran; `call_s`: this call, short
+when the run was cached): the cpu profile's numbers come from `make reproduce`. The reported student is chosen
+without labels (teacher agreement), as in every run; the test accuracy only measures the budget.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cpu_budget.py ARCH TARGET THREADS '{"epochs": 6, "train_subset": 20000}'
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
+os.environ.setdefault("PAPER_REPRO_PROGRESS", "0")
+import paper_repro.engine as E  # noqa: E402
+from paper_repro.method import prune_train  # noqa: E402
+from paper_repro.provenance import device_name, git_commit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "cpu_budget.jsonl"
+
+
+def main(arch: str, target: str, threads: int, over: dict) -> dict:
+    os.chdir(ROOT)  # the teacher's path is recorded in the run's settings (its cache key): always the same one
+    E.RUNS = Path("build/tune/runs")
+    torch.set_num_threads(threads)
+    teacher = Path("teachers/cpu") / f"{arch}-s0" / "teacher.pt"
+    t0 = time.time()
+    seed = over.pop("seed", 0)
+    r = prune_train(arch, target, "cpu", seed, device="cpu", teacher=teacher, progress=False, export=False, **over)
+    s = r.summary
+    out = dict(arch=arch, target=target, seed=seed, overrides=over, students=s["students"], epochs=s["epochs"],
+               train_images=r.config["baseline"]["train_subset"] or "all", lambda_max=r.config["lambda_max"],
+               call_s=round(time.time() - t0), train_s=round(s["train_seconds"]), baseline_acc=s["baseline_acc"],
+               pruned_acc=s["pruned_acc"], pruned_acc_all=s["pruned_acc_all"],
+               delta_points=round(100 * (s["pruned_acc"] - s["baseline_acc"]), 2),
+               flops_pruned=round(s["flops_pruned"], 4), params_pruned=round(s["params_pruned"], 4),
+               target_met=s["target_met"], test_images=s["test_images"],
+               per_epoch=[(m["epoch"], m["student"], round(m["flops_pruned"], 3), round(m["params_pruned"], 3),
+                           round(m["curve_acc"], 4)) for m in r.metrics],
+               device=device_name(torch.device("cpu")), commit=git_commit(), dataset_official=s["dataset_official"])
+    line = json.dumps(out)
+    print(line, flush=True)
+    with open(OUT, "a") as f:
+        f.write(line + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]))
