@@ -44,6 +44,9 @@ def main(arch: str, target: str, threads: int, over: dict) -> dict:
                delta_points=round(100 * (s["pruned_acc"] - s["baseline_acc"]), 2),
                flops_pruned=round(s["flops_pruned"], 4), params_pruned=round(s["params_pruned"], 4),
                target_met=s["target_met"], test_images=s["test_images"],
+               # label-free: the reported student's agreement with the teacher on held-out training images, the
+               # signal a budget may be chosen on (the test accuracy above only measures it)
+               select_teacher_agreement=s["per_student"][s["best_student"]]["select_teacher_agreement"],
                per_epoch=[(m["epoch"], m["student"], round(m["flops_pruned"], 3), round(m["params_pruned"], 3),
                            round(m["curve_acc"], 4)) for m in r.metrics],
                device=device_name(torch.device("cpu")), commit=git_commit(), dataset_official=s["dataset_official"])
