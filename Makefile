@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+# LANES: parallel training processes before the notebooks (paper_repro/lanes.py); 2 suits the 2-core CPU, 1 a GPU.
+LANES ?= 2
 SHARED_DATA := ../shared/data/prepare_cifar10.py
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 # RUNS=DIR: the run cache in DIR instead of runs/, e.g. a folder that machines running `arms` filled (docs/cli.md).
@@ -29,7 +31,7 @@ data/cifar-10-batches-py/batches.meta: | $(STAMP)
 	else $(PY) -c "from paper_repro.data import load_cifar; load_cifar('cifar10', 'data')"; fi
 
 reproduce: $(STAMP) data
-	$(PY) -m paper_repro reproduce --profile $(PROFILE)
+	$(PY) -m paper_repro reproduce --profile $(PROFILE) --lanes $(LANES)
 
 # The committed cpu teachers (teachers/cpu/): resume from their committed state, or RETRAIN=1 from scratch;
 # BUDGET=M stops cleanly after M minutes (commit teachers/ and run again to go on). Two lanes of one thread

@@ -43,7 +43,7 @@ NUMBER_FLAGS = {"max_epochs_now": (1, True), "budget_minutes": (0, False), "epoc
                 "method_epochs": (1, True), "finetune_epochs": (0, True), "seed": (0, True), "threads": (1, True),
                 "students": (1, True), "num_classes": (1, True), "width": (0, False), "kd_weight": (0, True),
                 "feature_weight": (0, True), "mutual_weight": (0, True), "lambda_max": (0, True),
-                "resolution": (1, True)}
+                "resolution": (1, True), "lanes": (1, True)}
 
 
 def _check_numbers(args) -> None:
@@ -194,7 +194,7 @@ def _arm(args):
 def _reproduce(args):
     from .reproduce import run_notebooks
 
-    run_notebooks(args.profile, args.notebooks or None, force=args.force)
+    run_notebooks(args.profile, args.notebooks or None, force=args.force, lanes=args.lanes)
 
 
 def main(argv=None):
@@ -327,6 +327,9 @@ def main(argv=None):
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--force", action="store_true", help="rerun even if the inputs did not change")
+    r.add_argument("--lanes", type=int, default=1,
+                   help="first train every arm of notebooks 02-07 in this many parallel processes (default 1: "
+                        "none, each notebook trains its own runs; make reproduce passes 2 on CPU)")
     r.add_argument("notebooks", nargs="*", help="notebook names (default: all in notebooks/)")
     r.set_defaults(fn=_reproduce)
 

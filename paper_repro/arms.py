@@ -98,11 +98,16 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
     # taught by the seed-0 teacher. 02: each network; 03-07: the reference arms (N = 2 shared by 03, 04, 06, 07).
     from .noise import noise_seeds
 
-    for n in (x for x in noise_seeds(profile) if x != seed):
+    every = dict.fromkeys(n for a in [SUBJECT["arch"], *PAPER_TARGETS] for n in noise_seeds(profile, a))
+    for n in (x for x in every if x != seed):
         for arch, target in PAPER_TARGETS.items():
+            if n not in noise_seeds(profile, arch):
+                continue
             s = dict(arch=arch, target=target, seed=n, students=2)
             add(f"02-noise-{arch}-s{n}", "02_method", "noise", s,
                 {"noise": True, **resolve_method(arch, target, profile, n, students=2)})
+        if n not in noise_seeds(profile, SUBJECT["arch"]):
+            continue
         for students in dict.fromkeys([STUDENTS_03, STUDENTS_05]):
             s = dict(arch=SUBJECT["arch"], target=SUBJECT["target"], seed=n, students=students, **budget(profile))
             add(f"ablation-noise-n{students}-s{n}", "03_ablation_losses" if students == STUDENTS_03 else

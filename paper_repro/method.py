@@ -367,7 +367,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
                                           **ds.stamp()})
 
     if progress and start >= cfg["epochs"] and DI.is_main():
-        print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; removal re-measured",
+        print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; cut again, measured as "
+              "recorded",
               flush=True)
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} method", progress, max_epochs_now, time_budget_s,
                                  metrics):
@@ -449,8 +450,8 @@ def _complete(rdir, arch, key, epochs, export) -> bool:
 def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
             lam_max, export=True, select_b=None, select_heldout=False, write=True):
     """Cut the dead channels out of every student, measure, and save the one `select_student` picks.
-    `write=False` (a complete run): the pruned students only, and the summary as recorded in summary.json;
-    nothing is written."""
+    `write=False` (a complete run): the students are cut again (the models are not saved per student) but not
+    re-measured: the summary is the one recorded in summary.json; nothing is written."""
     held = next(iter(test_b))[0][:64]  # float64 on the CPU is slow; 64 images show any inexact surgery
     before = count(teacher)
     cm = CostModel(teacher)
@@ -461,6 +462,9 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         dead = dead_masks(s, cfg["alive_threshold"])
         masked = mask_model(s, dead).eval()
         pruned = prune_model(masked, dead).eval()
+        if not write:  # a complete run: its measurements are in summary.json; only the cut students are needed
+            pruned_models.append(finetune(pruned, teacher, cfg, train_b, dev) if cfg["finetune_epochs"] else pruned)
+            continue
         diff = logit_gap(pruned, masked, held)
         diff_trained = logit_gap(pruned, s, held)
         _, acc_trained = evaluate(s, test_b, dev)
@@ -477,9 +481,9 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
                         max_abs_logit_diff=diff, max_abs_logit_diff_vs_trained=diff_trained,
                         select_teacher_agreement=select, widths=pruned.widths(), masked=masked))
         pruned_models.append(pruned)
-    best = select_student(per, cfg["select"], [_met(tgt, p) for p in per])
     if not write:
         return json.loads((rdir / "summary.json").read_text()), pruned_models
+    best = select_student(per, cfg["select"], [_met(tgt, p) for p in per])
     bp = per[best]
     b = cfg["baseline"]
     save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],

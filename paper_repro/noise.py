@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from .config import profile_settings
 
 
-def noise_seeds(profile: str) -> tuple[int, ...]:
-    """The profile's seeds (config.NOISE)."""
-    return tuple(profile_settings("noise", profile)["seeds"])
+def noise_seeds(profile: str, arch: str | None = None) -> tuple[int, ...]:
+    """The profile's seeds for `arch` (config.NOISE; None: those of any network not named there)."""
+    return tuple(profile_settings("noise", profile, arch)["seeds"])
 
 
 @dataclass
@@ -58,7 +58,7 @@ def method_noise(arch: str, target: str, profile: str, seeds=None, device: str =
     from .method import prune_train
     from .train import train_baseline
 
-    seeds = tuple(noise_seeds(profile) if seeds is None else seeds)
+    seeds = tuple(noise_seeds(profile, arch) if seeds is None else seeds)
     if not seeds:
         raise ValueError("seeds: at least one seed")
     have = {} if first is None else {first.config["seed"]: first}

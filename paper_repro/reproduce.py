@@ -67,12 +67,20 @@ def inputs_hash(nb_path: Path, profile: str) -> str:
     return h.hexdigest()
 
 
-def run_notebooks(profile: str = "cpu", names=None, force: bool = False) -> None:
+def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: int = 1) -> None:
+    """`lanes` > 1: first train every arm of notebooks 02-07 in that many parallel processes (lanes.py)."""
     check_profile(profile)
     out_dir = NOTEBOOKS / "executed" / profile
     paths = notebook_paths(names)
     before = headlines.snapshot(committed_dirs(profile)[0])
     with run_lock(out_dir):  # also removes the temporary copies a killed run left there
+        if lanes > 1 and not names:
+            from .lanes import fill_cache
+
+            print(f"[reproduce] training every arm of notebooks 02-07 in {lanes} lanes", flush=True)
+            seconds = fill_cache(profile, lanes)
+            record_runtime(profile, f"arms in {lanes} lanes", seconds, True, git_commit())
+            print(f"[reproduce] arms: done in {seconds:.0f} s", flush=True)
         _run(paths, profile, out_dir, force)
     write_index(profile)
     text = headlines.report(before, headlines.snapshot(committed_dirs(profile)[0]))

@@ -1,0 +1,106 @@
+"""`make reproduce`'s first step: train every run of notebooks 02-07 in parallel lanes, then let the notebooks read them.
+
+A CPU with 2 cores trains two single-thread processes 1.3x faster than one process with two threads (measured on
+the cpu teachers, docs/profiles.md): a training step of these small networks does not keep two threads busy. So
+`reproduce --lanes 2` first runs each arm of `python -m paper_repro arms` (the notebooks' own calls, see arms.py)
+as its own `arm NAME --threads 1` process, two at a time, longest first so that the lanes end together. The
+notebooks then find every run in runs/ and only load, measure and plot. `--lanes 1` skips this step: each
+notebook trains its runs itself, with every core.
+
+A lane that fails stops the step with one line naming the arm and its last error line; the runs already
+finished stay cached (the next `reproduce` resumes from them). The teachers come first, in this process: two
+lanes must never train the same teacher at once.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+# Relative cost of one training image for one network (forward + backward at the cpu widths), from the cpu
+# s/epoch of the committed teachers; only the order of the queue depends on it.
+ARCH_COST = {"mobilenetv2": 3.0, "resnet56": 1.0, "vgg_small": 0.35}
+
+
+class LaneError(RuntimeError):
+    pass
+
+
+def arm_cost(arm, profile: str) -> float:
+    """Estimated training work of one arm (arbitrary units): images x epochs x networks trained at once."""
+    from .studies.ablation import SUBJECT, budget
+    from .method import resolve_method
+
+    s = arm.settings
+    arch = s.get("arch", SUBJECT["arch"])
+    if arm.kind in ("main", "noise", "prune"):
+        over = {k: v for k, v in s.items() if k not in ("arch", "target", "seed")}
+        if arm.kind == "prune":
+            over = {**budget(profile), **over}
+        cfg = resolve_method(arch, s.get("target", SUBJECT["target"]), profile, s.get("seed", 0), **over)
+        images = cfg["baseline"]["train_subset"] or 50000
+        return ARCH_COST.get(arch, 1.0) * images * cfg["epochs"] * (cfg["students"] + 1)
+    # classic and peer arms: one network, the ablation budget, plus fine-tuning
+    b = budget(profile)
+    return ARCH_COST.get(arch, 1.0) * (b.get("train_subset") or 50000) * (b.get("epochs") or 1) * 2
+
+
+def queue(profile: str, seed: int = 0) -> list[str]:
+    """Every arm's name, longest first (ties: notebook order)."""
+    from .arms import all_arms
+
+    arms = all_arms(profile, seed)
+    return sorted(arms, key=lambda n: -arm_cost(arms[n], profile))
+
+
+def arm_command(name: str, profile: str, seed: int, threads: int) -> list[str]:
+    cmd = [sys.executable, "-m", "paper_repro", "arm", name, "--profile", profile, "--threads", str(threads)]
+    return cmd + (["--seed", str(seed)] if seed else [])
+
+
+def _teachers(profile: str, seed: int) -> None:
+    """Load (committed or cached) or train each teacher the arms need, one at a time, before any lane starts."""
+    from .arms import teacher_archs
+    from .train import train_baseline
+
+    for arch in teacher_archs():
+        train_baseline(arch, profile, seed, progress=False)
+
+
+def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, log=print) -> float:
+    """Run every arm in `lanes` processes of `os.cpu_count() // lanes` threads; returns the wall seconds."""
+    if not (isinstance(lanes, int) and lanes >= 1):
+        raise ValueError(f"lanes: must be an integer >= 1, got {lanes!r}")
+    t0 = time.perf_counter()
+    _teachers(profile, seed)
+    names = queue(profile, seed)
+    threads = max(1, (os.cpu_count() or 1) // lanes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PAPER_REPRO_PROGRESS": "0"}
+    lock, failures = threading.Lock(), []
+
+    def lane(i: int) -> None:
+        while True:
+            with lock:
+                if failures or not names:
+                    return
+                name = names.pop(0)
+            t = time.perf_counter()
+            p = run(arm_command(name, profile, seed, threads), env=env, capture_output=True, text=True)
+            if p.returncode != 0:
+                last = ([ln for ln in (p.stderr or "").splitlines() if ln.strip()] or ["(no output)"])[-1]
+                with lock:
+                    failures.append(f"arm {name} failed (exit {p.returncode}): {last}; rerun it alone with "
+                                    f"python -m paper_repro arm {name} --profile {profile}")
+                return
+            log(f"[reproduce] lane {i + 1}: arm {name} done in {time.perf_counter() - t:.0f} s", flush=True)
+
+    workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        raise LaneError(failures[0])
+    return time.perf_counter() - t0
