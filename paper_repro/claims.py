@@ -25,7 +25,8 @@ PAPER = "paper, abstract"  # the claims' source in the paper (its tables are los
 # The main table's claims [paper]: (ratio kind, the paper's ratio, its accuracy words).
 PAPER_CLAIMS = {
     "vgg_small": ("params", 0.93, "", "+0.1 points of accuracy"),
-    "resnet56": ("flops", 0.6033, "", "almost no accuracy loss"),
+    # [chosen] the paper reports 60.33%; the runs target 60% (campaign.PAPER_TARGETS, as issue 11's goal)
+    "resnet56": ("flops", 0.60, " (the paper reports 60.33%)", "almost no accuracy loss"),
     "mobilenetv2": ("flops", 0.667, " (the paper's 3× read as a FLOPs ratio)", "no accuracy drop"),
 }
 PAPER_SPEEDUP = {"mobilenetv2": 3.0}  # "3× faster" [paper], tested as measured time in notebook 08

@@ -151,3 +151,15 @@ def test_bad_targets():
     cm = CostModel(build_model("resnet20"))
     with pytest.raises(ValueError, match="not reachable"):
         allocate(cm, cm.widths, parse_target("params=0.99"))
+
+
+def test_the_finetune_study_continues_at_the_students_last_lr():
+    """05's fine-tuning LR is the one the students ended at (a fixed 0.01 restarted, and broke, a cpu student)."""
+    from paper_repro.method import resolve_method
+    from paper_repro.studies.ablation import budget, last_epoch_lr
+
+    cpu = resolve_method("resnet56", "flops=0.6", "cpu", 0, **budget("cpu"))
+    assert cpu["epochs"] == 3 and cpu["baseline"]["lr"] == pytest.approx(5e-4)
+    assert last_epoch_lr(cpu) == pytest.approx(5e-5)  # milestones at epochs 2 and 3: one decay within 3 epochs
+    paper = resolve_method("resnet56", "flops=0.6", "paper", 0)
+    assert last_epoch_lr(paper) == pytest.approx(1e-3)  # 200 epochs: both decays
