@@ -9,6 +9,7 @@ when the run was cached): the cpu profile's numbers come from `make reproduce`. 
 without labels (teacher agreement), as in every run; the test accuracy only measures the budget.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/cpu_budget.py ARCH TARGET THREADS '{"epochs": 6, "train_subset": 20000}'
+    .venv/bin/python bench/cpu_budget.py --table   # every record as a Markdown table (docs/profiles.md)
 """
 import json
 import os
@@ -57,7 +58,26 @@ def main(arch: str, target: str, threads: int, over: dict) -> dict:
     return out
 
 
+def table() -> str:
+    """Every record of cpu_budget.jsonl as Markdown, grouped by network and budget (main: 10,000 images)."""
+    rows = [json.loads(line) for line in OUT.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda r: (r["arch"], r["train_images"], r["epochs"], -r["overrides"].get("lr", 0.05)))
+    out = ["| network, target | images × epochs, λ_max | student lr | Δ vs teacher (points) | pruned acc | "
+           "ratio reached | target met | teacher agreement (label-free) | train s |", "|---" * 9 + "|"]
+    for r in rows:
+        ratio = r["flops_pruned"] if r["target"].startswith("flops") else r["params_pruned"]
+        agree = r.get("select_teacher_agreement")
+        out.append(f"| {r['arch']} {r['target']} | {r['train_images']:,} × {r['epochs']}, {r['lambda_max']:g} | "
+                   f"{r['overrides'].get('lr', 0.05):g} | {r['delta_points']:+.2f} | {100 * r['pruned_acc']:.2f}% | "
+                   f"{100 * ratio:.2f}% | {'yes' if r['target_met'] else 'no'} | "
+                   f"{'—' if agree is None else f'{agree:.4f}'} | {r['train_s']} |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--table"]:
+        print(table())
+        sys.exit(0)
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]))
