@@ -25,6 +25,10 @@ def _pct(x):
     return None if x is None else round(100 * float(x), 2)
 
 
+# How the reported student was chosen (method.select_student), in words for the table.
+SELECTION_WORDS = {"teacher_agreement": "most teacher agreement, no labels"}
+
+
 def main_table(summaries: dict) -> pd.DataFrame:
     """For each network: the paper's reported row, then ours (best student and mean over students)."""
     rows = []
@@ -34,13 +38,14 @@ def main_table(summaries: dict) -> pd.DataFrame:
                              pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
                              params_pruned_pct=r["params_reduction_pct"], flops_pruned_pct=r["flops_reduction_pct"],
                              flops_pruned_dpfps_pct=None, target=None, target_met=None, students=None, epochs=None,
-                             fine_tuned=r["fine_tuned"]))
+                             selection=None, fine_tuned=r["fine_tuned"]))
         rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", baseline_acc=round(s["baseline_acc"], 4),
                          pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
                          delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
                          params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
                          flops_pruned_dpfps_pct=_pct(s["flops_pruned_dpfps"]), target=s["target"],
                          target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
+                         selection=SELECTION_WORDS.get(s.get("selection_rule"), s.get("selection_rule")),
                          fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs"))
     return pd.DataFrame(rows)
 
