@@ -140,8 +140,10 @@ def commands(profile: str, seed: int = 0, teachers: bool = False) -> list[str]:
 def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
     """Train (or load) arm `name` by the notebook's own call; returns a one-line status."""
     from .studies import ablation, classic, peer
+    from .engine import epochs_run
     from .method import prune_train
 
+    epochs_before = epochs_run()
     arms = all_arms(profile, seed)
     if name not in arms:
         raise ValueError(f"arm: unknown arm {name!r} on profile {profile}; list them with "
@@ -167,4 +169,6 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
         r = peer.peer_train(ablation.SUBJECT["arch"], ablation.SUBJECT["target"], profile, seed, device=device,
                             teacher=ablation.teacher_checkpoint(t), progress=False, **s)
         done = {"run_dir": str(r.run_dir)}
-    return {"arm": name, "notebook": a.notebook, "also": a.also, "profile": profile, "seed": seed, **done}
+    # trained: False when the run was read from runs/ (what `reproduce --lanes` counts as a notebook's cold time)
+    return {"arm": name, "notebook": a.notebook, "also": a.also, "profile": profile, "seed": seed,
+            "trained": epochs_run() > epochs_before, **done}

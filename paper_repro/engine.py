@@ -34,6 +34,12 @@ ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machin
 RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
 ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduce`); bars stay for CLI and Lab
 EVAL_BATCH = 500  # evaluation batches: no gradients, so larger than training's
+_EPOCHS_RUN = [0]  # epochs trained by this process (every loop goes through epoch_loop): "did it train?"
+
+
+def epochs_run() -> int:
+    """How many training epochs this process has run so far (any run, any loop); 0 when it only read caches."""
+    return _EPOCHS_RUN[0]
 
 
 # -- run folders and data ---------------------------------------------------------------------------------------------
@@ -298,6 +304,7 @@ def epoch_loop(start: int, total: int, desc: str, progress: bool = False, max_ep
             t0 = time.perf_counter()
             yield epoch, bar
             walls.append(time.perf_counter() - t0)
+            _EPOCHS_RUN[0] += 1
     finally:
         bar.close()
 

@@ -13,11 +13,13 @@ lanes must never train the same teacher at once.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 
 # Relative cost of one training image for one network (forward + backward at the cpu widths), from the cpu
 # s/epoch of the committed teachers; only the order of the queue depends on it.
@@ -26,6 +28,30 @@ ARCH_COST = {"mobilenetv2": 3.0, "resnet56": 1.0, "vgg_small": 0.35}
 
 class LaneError(RuntimeError):
     pass
+
+
+@dataclass
+class LaneReport:
+    """What `fill_cache` did: its wall seconds, and per arm its seconds in a lane and whether it trained."""
+    seconds: float
+    arms: list[dict] = field(default_factory=list)  # {arm, notebook, seconds, trained}, in order of completion
+
+    @property
+    def trained(self) -> bool:
+        return any(a["trained"] for a in self.arms)
+
+    def notebook_seconds(self, notebook: str) -> float:
+        """Lane seconds of the arms that trained for `notebook` (a run shared by notebooks counts for the first)."""
+        return sum(a["seconds"] for a in self.arms if a["trained"] and a["notebook"] == notebook)
+
+
+def _arm_status(stdout: str | None) -> dict:
+    """The JSON line `arm` prints last ({} when there is none, e.g. a test's stand-in)."""
+    lines = [ln for ln in (stdout or "").splitlines() if ln.strip()]
+    try:
+        return json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return {}
 
 
 def arm_cost(arm, profile: str) -> float:
@@ -69,13 +95,18 @@ def _teachers(profile: str, seed: int) -> None:
         train_baseline(arch, profile, seed, progress=False)
 
 
-def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, log=print) -> float:
-    """Run every arm in `lanes` processes of `os.cpu_count() // lanes` threads; returns the wall seconds."""
+def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, log=print) -> LaneReport:
+    """Run every arm in `lanes` processes of `os.cpu_count() // lanes` threads; returns the wall seconds and each
+    arm's seconds (an arm whose status does not say it only read its cache counts as trained)."""
     if not (isinstance(lanes, int) and lanes >= 1):
         raise ValueError(f"lanes: must be an integer >= 1, got {lanes!r}")
     t0 = time.perf_counter()
     _teachers(profile, seed)
+    from .arms import all_arms
+
+    arms = all_arms(profile, seed)
     names = queue(profile, seed)
+    report = LaneReport(0.0)
     threads = max(1, (os.cpu_count() or 1) // lanes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PAPER_REPRO_PROGRESS": "0"}
     lock, failures = threading.Lock(), []
@@ -94,7 +125,12 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
                     failures.append(f"arm {name} failed (exit {p.returncode}): {last}; rerun it alone with "
                                     f"python -m paper_repro arm {name} --profile {profile}")
                 return
-            log(f"[reproduce] lane {i + 1}: arm {name} done in {time.perf_counter() - t:.0f} s", flush=True)
+            seconds, status = time.perf_counter() - t, _arm_status(p.stdout)
+            trained = bool(status.get("trained", True))
+            with lock:
+                report.arms.append(dict(arm=name, notebook=arms[name].notebook, seconds=seconds, trained=trained))
+            log(f"[reproduce] lane {i + 1}: arm {name} {'trained' if trained else 'cached'} in {seconds:.0f} s",
+                flush=True)
 
     workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
     for w in workers:
@@ -103,4 +139,5 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
         w.join()
     if failures:
         raise LaneError(failures[0])
-    return time.perf_counter() - t0
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -2,7 +2,9 @@
 
 Every notebook opens with a navigation line (`nav_markdown`; a test keeps each notebook's copy equal to it) and
 states its measured runtime (`runtime_note`). `reproduce` records the runtimes (`record_runtime`): "cold" when
-the notebook trained something (a file under runs/ was written), "cached" when it only read finished runs.
+the notebook trained something (a file of one of the profile's runs under runs/ was written, or its runs trained in
+`reproduce --lanes` before it ran, whose lane seconds then count in its cold time), "cached" when it only read
+finished runs.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from .storage import write_text
 
 NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00_index"
-RUNTIME_FIELDS = ("notebook", "kind", "seconds", "when", "commit")
+TOTAL = "all of make reproduce"  # the runtimes row of a whole `reproduce` (lanes and every notebook)
+# lane_seconds: the part of `seconds` its runs took in `reproduce --lanes` (one thread each, beside the other lanes)
+RUNTIME_FIELDS = ("notebook", "kind", "seconds", "lane_seconds", "when", "commit")
 
 
 def notebook_names() -> list[str]:
@@ -82,11 +86,13 @@ def read_runtimes(profile: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
-def record_runtime(profile: str, name: str, seconds: float, trained: bool, commit: str) -> None:
-    """Keep the latest cold and the latest cached runtime of each notebook (a cold one replaces the older cold)."""
+def record_runtime(profile: str, name: str, seconds: float, trained: bool, commit: str,
+                   lane_seconds: float = 0.0) -> None:
+    """Keep the latest cold and the latest cached runtime of each notebook (a cold one replaces the older cold).
+    `seconds` includes `lane_seconds`, the time its runs took in `reproduce --lanes` before the notebook ran."""
     kind = "cold" if trained else "cached"
     rows = [r for r in read_runtimes(profile) if not (r["notebook"] == name and r["kind"] == kind)]
-    rows.append(dict(notebook=name, kind=kind, seconds=f"{seconds:.0f}",
+    rows.append(dict(notebook=name, kind=kind, seconds=f"{seconds:.0f}", lane_seconds=f"{lane_seconds:.0f}",
                      when=time.strftime("%Y-%m-%d", time.gmtime()), commit=commit))
     rows.sort(key=lambda r: (r["notebook"], r["kind"]))
     buf = io.StringIO()
@@ -105,9 +111,15 @@ def runtime_text(name: str, profile: str) -> str:
     got = {r["kind"]: r for r in read_runtimes(profile) if r["notebook"] == name}
     if not got:
         return f"Runtime ({profile} profile): not measured yet (`make reproduce` records it)."
-    parts = [f"{k} {_human(float(got[k]['seconds']))} ({got[k]['when']})" for k in ("cold", "cached") if k in got]
+    parts = []
+    for k in ("cold", "cached"):
+        if k in got:
+            lane = float(got[k].get("lane_seconds") or 0)
+            of = f", of which {_human(lane)} training its runs in the lanes" if lane else ""
+            parts.append(f"{k} {_human(float(got[k]['seconds']))} ({got[k]['when']}{of})")
     return (f"Runtime in `make reproduce` ({profile} profile): " + ", ".join(parts)
-            + ". Cold: the notebook trained its runs; cached: it read them from runs/.")
+            + ". Cold: the notebook's runs were trained (by it, or first in `reproduce --lanes`, one thread per "
+              "lane; a run shared by several notebooks counts for the first); cached: it read them from runs/.")
 
 
 def runtime_note(name: str, profile: str) -> None:
@@ -117,15 +129,30 @@ def runtime_note(name: str, profile: str) -> None:
     display(Markdown(runtime_text(name, profile)))
 
 
-def runs_snapshot(runs=None) -> dict:
-    """{file: mtime} of the files under the run cache (runs/, or $PAPER_REPRO_RUNS), to tell whether a notebook
-    trained anything."""
+def run_profile(folder: Path) -> str | None:
+    """The profile a run folder (runs/<kind>/<name>) belongs to: its config.json's, else None (being written)."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def runs_snapshot(profile: str, runs=None) -> dict:
+    """{file: mtime} of the files of `profile`'s runs in the run cache (runs/, or $PAPER_REPRO_RUNS), to tell
+    whether a notebook trained anything. Other profiles' runs are left out: a `make test` beside a `make reproduce`
+    writes smoke runs into the same folder. A folder whose name carries the profile (…-<profile>-s<seed>-…) counts
+    even before its config.json is written."""
     if runs is None:
         from .engine import RUNS as runs
     runs = Path(runs)
     if not runs.exists():
         return {}
-    return {str(p): p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    out = {}
+    for folder in runs.glob("*/*"):
+        if folder.is_dir() and (f"-{profile}-s" in folder.name or run_profile(folder) == profile):
+            out.update({str(p): p.stat().st_mtime_ns for p in folder.rglob("*")
+                        if p.is_file() and not p.name.startswith(".")})
+    return out
 
 
 def index_markdown(profile: str) -> str:
@@ -133,13 +160,17 @@ def index_markdown(profile: str) -> str:
     times = {}
     for r in read_runtimes(profile):
         times.setdefault(r["notebook"], {})[r["kind"]] = _human(float(r["seconds"]))
-    lines = ["| notebook | what it answers | cold | cached |", "|---|---|---|---|"]
+    lines = ["| notebook | what it answers | cold | cached |", "|---|---|---|---|"]  # cold includes lane time
     for name in notebook_names():
         if name == INDEX:
             continue
         t = times.get(name, {})
         lines.append(f"| [{name}]({name}.ipynb) | {title(name).split('·', 1)[-1].strip()} | {t.get('cold', '—')} | "
                      f"{t.get('cached', '—')} |")
+    if TOTAL in times:
+        t = times[TOTAL]
+        lines.append(f"| **all** | `make reproduce`, every notebook (venv and data already set up) | "
+                     f"{t.get('cold', '—')} | {t.get('cached', '—')} |")
     return "\n".join(lines)
 
 

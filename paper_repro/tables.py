@@ -1,6 +1,7 @@
 """Tables that put our runs beside the published numbers (references/reference_numbers.csv, with sources)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -29,22 +30,25 @@ def _pct(x):
 SELECTION_WORDS = {"teacher_agreement": "most teacher agreement, no labels"}
 
 
-def main_table(summaries: dict) -> pd.DataFrame:
-    """For each network: the paper's reported row, then ours (best student and mean over students)."""
+def main_table(runs: dict) -> pd.DataFrame:
+    """For each network (`runs`: arch -> method.MethodRun): the paper's reported row, then ours (best student and
+    mean over students, and the students' training images: the budget beside which other tables' points stand)."""
     rows = []
-    for arch, s in summaries.items():
+    for arch, run in runs.items():
+        s = run.summary
         for _, r in reference_rows("cifar10", arch, "paper (this method)").iterrows():
             rows.append(dict(network=arch, source=f"paper, reported ({r['source']})", baseline_acc=None,
                              pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
                              params_pruned_pct=r["params_reduction_pct"], flops_pruned_pct=r["flops_reduction_pct"],
                              flops_pruned_dpfps_pct=None, target=None, target_met=None, students=None, epochs=None,
-                             selection=None, fine_tuned=r["fine_tuned"]))
+                             train_images=None, selection=None, fine_tuned=r["fine_tuned"]))
         rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", baseline_acc=round(s["baseline_acc"], 4),
                          pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
                          delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
                          params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
                          flops_pruned_dpfps_pct=_pct(s["flops_pruned_dpfps"]), target=s["target"],
                          target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
+                         train_images=str(run.config["baseline"]["train_subset"] or "all"),  # not 10000.0
                          selection=SELECTION_WORDS.get(s.get("selection_rule"), s.get("selection_rule")),
                          fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs"))
     return pd.DataFrame(rows)
@@ -102,6 +106,20 @@ OTHER_METHODS = {"classic_baselines": ("classic pipeline (labels, fine-tuned)", 
                  "peer_torch_pruning": ("Torch-Pruning (labels)", "best_acc")}
 
 
+def budget_kind(method: str, row) -> str:
+    """'<method>, <profile> profile, <n> training images': a point's method and budget, so that points of
+    different budgets (the main table's 10,000 images, the ablation arms' 3,000) are never read as one series.
+    Only what the row records is said."""
+    parts = [method]
+    profile, images = row.get("profile"), row.get("train_images")
+    if isinstance(profile, str) and profile:
+        parts.append(f"{profile} profile")
+    if images is not None and not (isinstance(images, float) and math.isnan(images)):
+        number = pd.to_numeric(images, errors="coerce")
+        parts.append(f"{int(number):,} training images" if pd.notna(number) else f"{images} training images")
+    return ", ".join(parts)
+
+
 def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     """Δ accuracy (pruned − baseline, in points) against FLOPs pruned (%), one row per network and source.
 
@@ -120,8 +138,7 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
         t = pd.read_csv(path)
         for _, r in t[~t["arm"].str.startswith("ours")].dropna(subset=[acc_col, "flops_pruned"]).iterrows():
             rows.append(dict(network=SUBJECT["arch"], flops_pruned_pct=100 * float(r["flops_pruned"]),
-                             delta_acc_pts=100 * (r[acc_col] - r["baseline_acc"]),
-                             kind=f"{kind}, {r['profile']} profile" if "profile" in t.columns else kind,
+                             delta_acc_pts=100 * (r[acc_col] - r["baseline_acc"]), kind=budget_kind(kind, r),
                              source=f"{r['arm']} ({name})", device=r.get("device")))
     for path in sorted(Path(results_dir).glob("*.csv")):
         t = pd.read_csv(path)
@@ -134,9 +151,8 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
         for (_, r), d in zip(t.iterrows(), delta):
             # Our tables hold runs of different budgets (the cpu profile, shortened paper-recipe runs on a GPU):
             # the kind says which, so a reader never takes one for the other.
-            kind = f"ours, {r['profile']} profile" if "profile" in t.columns else "ours"
             rows.append(dict(network=r["network"], flops_pruned_pct=float(r["flops_pruned_pct"]), delta_acc_pts=d,
-                             kind=kind, source=f"ours ({path.stem})", device=r.get("device")))
+                             kind=budget_kind("ours", r), source=f"ours ({path.stem})", device=r.get("device")))
     ref = reference_rows("cifar10")
     for _, r in ref.iterrows():
         x, y = pd.to_numeric(r["flops_reduction_pct"], errors="coerce"), pd.to_numeric(r["delta_acc"], errors="coerce")

@@ -88,10 +88,15 @@ def test_accuracy_vs_flops_reads_ours_and_published(tmp_path):
                        profile="paper")]).to_csv(tmp_path / "gpu_runs.csv", index=False)
     kinds = set(accuracy_vs_flops(tmp_path).kind)
     assert {"ours", "ours, paper profile", "published"} <= kinds
+    # ... and with its training images, the budget.
+    pd.DataFrame([dict(network="vgg_small", baseline_acc=0.86, pruned_acc_best=0.5, flops_pruned_pct=70.0,
+                       profile="cpu", train_images=10000)]).to_csv(tmp_path / "main_table.csv", index=False)
+    assert "ours, cpu profile, 10,000 training images" in set(accuracy_vs_flops(tmp_path).kind)
 
 
 def test_accuracy_vs_flops_adds_the_other_methods_but_not_our_ablation_rows(tmp_path):
-    pd.DataFrame([dict(arm="l1_uniform", final_acc=0.30, baseline_acc=0.40, flops_pruned=0.61, profile="cpu"),
+    pd.DataFrame([dict(arm="l1_uniform", final_acc=0.30, baseline_acc=0.40, flops_pruned=0.61, profile="cpu",
+                       train_images=3000),
                   dict(arm="ours (label-free, no fine-tuning)", final_acc=0.35, baseline_acc=0.40, flops_pruned=0.6,
                        profile="cpu")]).to_csv(tmp_path / "classic_baselines.csv", index=False)
     pd.DataFrame([dict(arm="tp_taylor", best_acc=0.25, baseline_acc=0.40, flops_pruned=0.62, profile="cpu")]).to_csv(
@@ -101,7 +106,9 @@ def test_accuracy_vs_flops_adds_the_other_methods_but_not_our_ablation_rows(tmp_
     assert sorted(mine.source) == ["l1_uniform (classic_baselines)", "tp_taylor (peer_torch_pruning)"]
     l1 = mine[mine.source.str.startswith("l1")].iloc[0]
     assert l1.delta_acc_pts == pytest.approx(-10) and l1.flops_pruned_pct == pytest.approx(61)
-    assert l1.kind == "classic pipeline (labels, fine-tuned), cpu profile"
+    assert l1.kind == "classic pipeline (labels, fine-tuned), cpu profile, 3,000 training images"
+    tp = mine[mine.source.str.startswith("tp")].iloc[0]
+    assert tp.kind == "Torch-Pruning (labels), cpu profile"  # no train_images recorded: none said
 
 
 def test_scaled_widths_keep_the_shares_within_the_full_network():

@@ -45,10 +45,43 @@ def test_runtimes_keep_the_latest_cold_and_cached(monkeypatch, tmp_path):
 
 
 def test_runs_snapshot_sees_a_new_or_rewritten_file(tmp_path):
-    before = NAV.runs_snapshot(tmp_path)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "state.pt").write_bytes(b"x")
-    assert NAV.runs_snapshot(tmp_path) != before
+    before = NAV.runs_snapshot("cpu", tmp_path)
+    run = tmp_path / "prune" / "resnet56-flops0.6-cpu-s0-abc"
+    run.mkdir(parents=True)
+    (run / "state.pt").write_bytes(b"x")
+    after = NAV.runs_snapshot("cpu", tmp_path)
+    assert after != before
+    import os
+
+    os.utime(run / "state.pt", ns=(1, 1))  # rewritten: a new mtime
+    assert NAV.runs_snapshot("cpu", tmp_path) != after
+
+
+def test_runs_snapshot_ignores_other_profiles_runs(tmp_path):
+    """A `make test` beside a `make reproduce` writes smoke runs into the same runs/: not the cpu notebooks' work."""
+    import json
+
+    before = NAV.runs_snapshot("cpu", tmp_path)
+    smoke = tmp_path / "prune" / "resnet56-flops0.6-smoke-s0-abc"
+    smoke.mkdir(parents=True)
+    (smoke / "state.pt").write_bytes(b"x")
+    base = tmp_path / "baselines" / "resnet20-synthetic-s0-def"  # no profile in the name: its config says
+    base.mkdir(parents=True)
+    (base / "config.json").write_text(json.dumps({"profile": "smoke"}))
+    assert NAV.runs_snapshot("cpu", tmp_path) == before
+    assert len(NAV.runs_snapshot("smoke", tmp_path)) == 2
+    (base / "config.json").write_text(json.dumps({"profile": "cpu"}))
+    assert str(base / "config.json") in NAV.runs_snapshot("cpu", tmp_path)
+
+
+def test_cold_time_counts_the_lane_seconds_of_a_notebooks_runs(monkeypatch, tmp_path):
+    monkeypatch.setattr(NAV, "_runtimes_path", lambda profile: tmp_path / "rt.csv")
+    NAV.record_runtime("cpu", "03_ablation_losses", 1044 + 44, True, "c1", lane_seconds=1044)
+    text = NAV.runtime_text("03_ablation_losses", "cpu")
+    assert "cold 18 min" in text and "of which 17 min training its runs in the lanes" in text
+    assert "| 18 min |" in NAV.index_markdown("cpu") and "**all**" not in NAV.index_markdown("cpu")
+    NAV.record_runtime("cpu", NAV.TOTAL, 3561, True, "c1")
+    assert NAV.index_markdown("cpu").splitlines()[-1].endswith("| 59 min | — |")
 
 
 def test_reading_tables_show_percent_and_met_or_missed():
