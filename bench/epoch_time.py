@@ -5,15 +5,21 @@ one SGD step, then Taylor scores + expected-sparse selection + group prox for ev
 code `prune_train` runs (its `method.Method`: `step`, `distill`). Data: a 50,000-image uint8 split held on the
 device with batched crop + flip (`paper_repro.data.Batches`); pixel values do not change the timing, so a
 synthetic split stands in and no dataset is needed. Warm-up steps are excluded; every timed epoch ends with
-a device sync. The sparsity share is (method − distillation-only) / method. `--compile` times each listed
+a device sync. The sparsity step is timed directly inside the method's timed steps: CUDA events around each
+`Method.sparsify` call on a GPU (no extra host sync, so the step keeps its overlap), the wall clock on a CPU
+(where every op is synchronous); its share is its seconds over the method epoch's. Peak memory is the CUDA
+allocator's peak; a CPU has no such counter, so it prints "n/a". Each network's numbers are printed and appended
+as one JSON line to bench/results/epoch_time.jsonl (device, torch, settings, commit). `--compile` times each listed
 mode: `eager`, or a torch.compile mode applied as the trainers apply it (`engine.compiled` on the plain loss,
 on `method.distill_losses` through the `compile` setting); compile time falls in the untimed warm-up. Goals
 (issue 5, one H100): plain resnet56 <= 2 s/epoch, method <= 3.5x plain.
 
     .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--batch 64]
         [--students 2] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
+        [--no-record]
 """
 import argparse
+import json
 import time
 
 import torch
@@ -25,7 +31,7 @@ from paper_repro.counting import CostModel
 from paper_repro.engine import compiled, plain_loss
 from paper_repro.method import Method, resolve_method
 from paper_repro.models import build_model
-from paper_repro.provenance import device_name, resolve_device
+from paper_repro.provenance import ROOT, device_name, git_commit, resolve_device
 
 TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "flops=0.667"}
 
@@ -38,7 +44,9 @@ p.add_argument("--steps", type=int, default=None, help="time this many steps and
 p.add_argument("--warmup", type=int, default=30)
 p.add_argument("--device", default="auto")
 p.add_argument("--compile", default="eager", help="comma-separated: eager and/or torch.compile modes")
+p.add_argument("--no-record", action="store_true", help="print only; do not append to bench/results/epoch_time.jsonl")
 args = p.parse_args()
+RECORDS = ROOT / "bench" / "results" / "epoch_time.jsonl"
 dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 ds = D.make_synthetic(n_train=args.images, n_test=16).to(dev)
@@ -49,12 +57,15 @@ steps_per_epoch = len(batches)
 timed_steps = min(args.steps or steps_per_epoch, steps_per_epoch)
 
 
-def timed(step_fn, batches) -> float:
-    """Seconds for one epoch: warm-up steps first (untimed), then `timed_steps` steps, scaled to an epoch."""
+def timed(step_fn, batches, parts: PartTimer | None = None) -> float:
+    """Seconds for one epoch: warm-up steps first (untimed), then `timed_steps` steps, scaled to an epoch.
+    `parts`: switched on for the timed steps only."""
     it = iter(batches.set_epoch(0))
     for _ in range(args.warmup):
         step_fn(*next(it))
     sync()
+    if parts is not None:
+        parts.on = True
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(batches.set_epoch(1)):
         if i == timed_steps:
@@ -70,7 +81,38 @@ def net(arch):
 
 
 def peak():
-    return torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    """GiB at the CUDA allocator's peak; None on a CPU (no allocator counter to read)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
+
+
+def gib(x) -> str:
+    return "n/a" if x is None else f"{x:.2f} GiB"
+
+
+class PartTimer:
+    """Seconds spent inside `part()` calls during timed steps: CUDA events on a GPU (read after the epoch's final
+    sync, so no step waits for them), perf_counter on a CPU. `on` is False during warm-up."""
+
+    def __init__(self):
+        self.on, self.events, self.seconds = False, [], 0.0
+
+    def part(self, fn):
+        if not self.on:
+            return fn()
+        if dev.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            self.events.append((start, end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            self.seconds += time.perf_counter() - t0
+
+    def total(self) -> float:
+        sync()
+        return self.seconds + sum(s.elapsed_time(e) for s, e in self.events) / 1000
 
 
 def reset_peak():
@@ -111,26 +153,37 @@ for mode in args.compile.split(","):
         ours = Method(teacher, cfg, CostModel(teacher), parse_target(target), steps_per_epoch)
         ours.begin_epoch(0)
 
-        def method_step(x, y):
-            ours.step(x, y)
+        sparsity = PartTimer()
 
-        def distill_only(x, y):
+        def method_step(x, y):  # = Method.step (distill, then sparsify), with the sparsity step timed
             ours.distill(x, y)
+            sparsity.part(ours.sparsify)
 
         reset_peak()
         views = mk(args.students)  # each student its own crop + flip (METHOD student_views='own')
         t0 = time.perf_counter()
         try:
-            method = timed(method_step, views)
+            method = timed(method_step, views, sparsity)
         except Exception as e:
             print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch | method FAILED: {type(e).__name__}: "
                   f"{str(e)[:300]}", flush=True)
             continue
         method_wall, method_mem = time.perf_counter() - t0, peak()
-        distill = timed(distill_only, views)
-        print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch (peak {plain_mem:.2f} GiB) | method {method:7.2f} "
-              f"s/epoch = {method / plain:.2f}x plain (peak {method_mem:.2f} GiB) | sparsity step "
-              f"{100 * (method - distill) / method:.0f}% of method | wall incl. warm-up/compile "
+        sparse_s = sparsity.total() * steps_per_epoch / timed_steps  # scaled to an epoch, as `method` is
+        print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch (peak {gib(plain_mem)}) | method {method:7.2f} "
+              f"s/epoch = {method / plain:.2f}x plain (peak {gib(method_mem)}) | sparsity step {sparse_s:.2f} "
+              f"s/epoch = {100 * sparse_s / method:.0f}% of method (timed directly) | wall incl. warm-up/compile "
               f"{plain_wall:.0f} s + {method_wall:.0f} s", flush=True)
+        record = dict(bench="epoch_time", when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      device=device_name(dev), torch=torch.__version__, commit=git_commit(), arch=arch, mode=mode,
+                      batch=args.batch, students=args.students, images_per_epoch=args.images,
+                      timed_steps=timed_steps, warmup=args.warmup, plain_s_per_epoch=round(plain, 3),
+                      method_s_per_epoch=round(method, 3), method_over_plain=round(method / plain, 3),
+                      sparsity_s_per_epoch=round(sparse_s, 3), sparsity_share=round(sparse_s / method, 4),
+                      peak_gib_plain=plain_mem and round(plain_mem, 3),
+                      peak_gib_method=method_mem and round(method_mem, 3))
+        if not args.no_record:
+            with open(RECORDS, "a") as f:  # one line per network, written whole
+                f.write(json.dumps(record) + "\n")
         ours.close()
         del teacher, ours

@@ -165,9 +165,78 @@ def _verdict_lines(path: Path) -> list[str]:
              "[rules](../paper_repro/verdicts.py)).", "", "| claim | measured | test | noise | verdict | where |",
              "|---|---|---|---|---|---|"]
     for r in v.itertuples(index=False):
-        shown = "—" if pd.isna(r.value) else f"{r.value:+.2f}" + (f" ± {K_SIGMA * r.noise:.2f}" if r.noise else "")
+        shown = shown_value(r)
         where = r.notebook + (f", {r.figure}" if isinstance(r.figure, str) and r.figure else "")
         noise = r.noise_source if isinstance(getattr(r, "noise_source", None), str) else ""
         lines.append(f"| {r.claim} | {r.measured}: {shown} | {r.direction} {r.threshold:g} | {noise} | "
                      f"**{r.verdict}** | {where} |")
     return lines + [""]
+
+
+README = ROOT / "README.md"
+SUMMARY_BEGIN, SUMMARY_END = "<!-- summary:begin", "<!-- summary:end -->"
+# The rows the README shows one by one: the teachers and the paper's headline claims (notebooks 01 and 02); the
+# others are counted by verdict there and listed in results/verdicts.md.
+HEADLINE_NOTEBOOKS = ("01_baselines", "02_method")
+
+
+def shown_value(r) -> str:
+    """'-4.98 ± 0.22' (value ± K_SIGMA·noise; signed when it is a difference, in points), '—' when nothing was
+    measured."""
+    from .verdicts import K_SIGMA
+
+    if pd.isna(r.value):
+        return "—"
+    value = f"{r.value:+.2f}" if str(r.measured).endswith("points") else f"{r.value:.2f}"
+    return value + (f" ± {K_SIGMA * r.noise:.2f}" if r.noise else "")
+
+
+def readme_summary(res_dir: Path) -> str:
+    """The README's generated summary: the headline verdicts, the count of the others by verdict, the data they
+    were measured on, and the time of the last cold and cached `make reproduce`."""
+    from .navigation import TOTAL, _human
+
+    v = pd.read_csv(res_dir / "verdicts.csv")
+    first = v.iloc[0]
+    data = ("official CIFAR-10" if str(first["dataset_official"]) == "True" else
+            f"a modified {first['dataset']} copy, fingerprint {first['dataset_fingerprint']}, not official CIFAR-10")
+    commits = ", ".join(sorted(set(v["commit"].astype(str))))
+    lines = [f"**Measured** ({first['profile']} profile, {data}; commit {commits}):", "",
+             "| claim | measured | verdict |", "|---|---|---|"]
+    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS)]
+    for r in head.itertuples(index=False):
+        lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |")
+    rest = v[~v["notebook"].isin(HEADLINE_NOTEBOOKS)]
+    counts = rest["verdict"].value_counts()
+    numbers = ", ".join(sorted({str(n).split("_")[0] for n in rest["notebook"]}))
+    lines += ["", f"The {len(rest)} other questions (notebooks {numbers}: ablations and comparisons): "
+              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+              + "; each with its value and noise in [results/verdicts.md](results/verdicts.md)."]
+    times = {}
+    rt = res_dir / "notebook_runtimes.csv"
+    if rt.exists():
+        for r in pd.read_csv(rt).itertuples(index=False):
+            if r.notebook == TOTAL:
+                times[r.kind] = f"{_human(float(r.seconds))} ({r.when}, commit {r.commit})"
+    if times:
+        lines += ["", "Time of `make reproduce` on this profile (venv and data in place): "
+                  + "; ".join(f"{k} {times[k]}" for k in ("cold", "cached") if k in times) + "."]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    """`text` with the lines between the summary markers replaced by `block` (the markers stay)."""
+    begin, end = text.find(SUMMARY_BEGIN), text.find(SUMMARY_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README: the markers {SUMMARY_BEGIN!r} ... {SUMMARY_END!r} are missing or out of order")
+    head_end = text.index("\n", begin) + 1
+    return text[:head_end] + block.rstrip("\n") + "\n" + text[end:]
+
+
+def write_readme_summary(profile: str, readme: Path = README) -> Path | None:
+    """Refresh the README's summary from the committed results; only `make reproduce` of the committed profile
+    writes it (an interactive or smoke run never touches the README)."""
+    res_dir = committed_dirs(profile)[0]
+    if res_dir != ROOT / "results" or not (res_dir / "verdicts.csv").exists():
+        return None
+    return write_text(readme, replace_block(readme.read_text(), readme_summary(res_dir)))

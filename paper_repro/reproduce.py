@@ -19,7 +19,7 @@ from . import headlines
 from .config import ENV_PROFILE, check_profile
 from .navigation import INDEX, TOTAL, record_runtime, relink_executed, runs_snapshot
 from .provenance import ROOT, git_commit
-from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index
+from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index, write_readme_summary
 from .runlock import run_lock
 from .storage import write_text
 from .engine import ENV_PROGRESS
@@ -89,6 +89,8 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
             record_runtime(profile, TOTAL, time.perf_counter() - t_all,
                            trained or bool(lane_report and lane_report.trained), git_commit())
     write_index(profile)
+    if not names:  # the README's summary: only a whole run of the committed profile writes it
+        write_readme_summary(profile)
     text = headlines.report(before, headlines.snapshot(committed_dirs(profile)[0]))
     if text:  # how far this machine's numbers are from the committed ones, against the measured noise
         print(text, end="", flush=True)

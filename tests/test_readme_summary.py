@@ -1,0 +1,65 @@
+"""The README's summary block is generated from results/ (verdicts, runtimes), never typed: the committed README
+holds exactly what the committed results generate, and only `make reproduce` of the committed profile writes it."""
+import pandas as pd
+import pytest
+
+from paper_repro import report as R
+from paper_repro.navigation import TOTAL
+
+
+def _verdict(claim_id, notebook, value, noise, verdict):
+    return dict(claim_id=claim_id, claim=f"claim {claim_id}", source="paper, abstract", measured="Δ accuracy, points",
+                value=value, threshold=-1, direction=">=", noise=noise, verdict=verdict, notebook=notebook,
+                figure="f", noise_source="seeds 0, 1, 2", profile="cpu", dataset="cifar10", dataset_official=False,
+                dataset_fingerprint="0eb270ba7f3d306e", seed=0, device="cpu", commit="abc123")
+
+
+@pytest.fixture
+def results(tmp_path):
+    pd.DataFrame([_verdict("a", "02_method", -4.98, 0.11, "contradicted"),
+                  _verdict("b", "03_ablation_losses", 0.7, 0.9, "inconclusive (within noise)"),
+                  _verdict("c", "05_ablation_sparsity", 1.8, 0.4, "supported"),
+                  _verdict("d", "05_ablation_sparsity", 6.7, 0.4, "supported")]).to_csv(tmp_path / "verdicts.csv",
+                                                                                         index=False)
+    pd.DataFrame([dict(notebook=TOTAL, kind="cold", seconds=3561, lane_seconds=0, when="2026-12-02",
+                       commit="abc123")]).to_csv(tmp_path / "notebook_runtimes.csv", index=False)
+    return tmp_path
+
+
+def test_summary_shows_headline_verdicts_counts_the_others_and_the_time(results):
+    text = R.readme_summary(results)
+    assert "| claim a | Δ accuracy, points: -4.98 ± 0.22 | **contradicted** |" in text
+    assert "claim c" not in text  # an ablation row is counted, not listed
+    assert "The 3 other questions (notebooks 03, 05" in text and "2 supported" in text and "1 inconclusive (within noise)" in text
+    assert "not official CIFAR-10" in text and "commit abc123" in text
+    assert "cold 59 min (2026-12-02, commit abc123)" in text
+
+
+def test_the_block_between_the_markers_is_replaced_and_nothing_else():
+    text = f"intro\n{R.SUMMARY_BEGIN} (generated) -->\nold numbers\n{R.SUMMARY_END}\nafter\n"
+    out = R.replace_block(text, "new\nlines")
+    assert out == f"intro\n{R.SUMMARY_BEGIN} (generated) -->\nnew\nlines\n{R.SUMMARY_END}\nafter\n"
+    assert R.replace_block(out, "new\nlines") == out  # idempotent
+    with pytest.raises(ValueError, match="README: the markers"):
+        R.replace_block("no markers here", "x")
+
+
+def test_only_the_committed_profile_writes_the_readme(results, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{R.SUMMARY_BEGIN} -->\n{R.SUMMARY_END}\n")
+    assert R.write_readme_summary("smoke", readme) is None and readme.read_text().count("\n") == 2
+
+
+def test_the_committed_readme_holds_what_the_committed_results_generate():
+    """A number typed into the block by hand (or results regenerated without it) fails here."""
+    text = R.README.read_text()
+    begin = text.index("\n", text.index(R.SUMMARY_BEGIN)) + 1
+    assert text[begin:text.index(R.SUMMARY_END)].rstrip("\n") == R.readme_summary(R.committed_dirs("cpu")[0])
+
+
+def test_levels_are_unsigned_and_differences_signed():
+    from types import SimpleNamespace as NS
+
+    assert R.shown_value(NS(value=84.99, noise=0, measured="test accuracy, % (all images)")) == "84.99"
+    assert R.shown_value(NS(value=1.8, noise=0.45, measured="acc(a) − acc(b), points")) == "+1.80 ± 0.90"
+    assert R.shown_value(NS(value=float("nan"), noise=0, measured="x")) == "—"
