@@ -170,7 +170,8 @@ def _campaign(args):
 
     rows = run_campaign(args.archs.split(","), args.profile, _budget_s(args.budget_minutes), args.method_epochs,
                         args.seed, args.device, _compile_mode(args.compile), args.data_dir, not args.no_download,
-                        record_to=None if args.no_record else args.record_to)
+                        record_to=None if args.no_record else args.record_to,
+                        carry=None if args.no_carry else args.carry)
     for row in rows:
         _print_json(row)
 
@@ -288,7 +289,7 @@ def main(argv=None):
                     help="torch.compile mode of the distillation step (GPU; default off = eager)")
     pr.set_defaults(fn=_prune)
 
-    from .campaign import ORDER, PAPER_TARGETS
+    from .campaign import CARRY, ORDER, PAPER_TARGETS
     from .tables import PAPER_RUNS
 
     cp = sub.add_parser("campaign", help="the main table's runs (baseline, then method), network after network, "
@@ -307,6 +308,10 @@ def main(argv=None):
                     help="torch.compile mode of the training steps (GPU; reduce-overhead was fastest on an H100)")
     cp.add_argument("--record-to", default=str(PAPER_RUNS), help="where finished runs' small files are copied")
     cp.add_argument("--no-record", action="store_true", help="do not copy finished runs anywhere")
+    cp.add_argument("--carry", default=str(CARRY),
+                    help="where an unfinished method run's state is kept for the next call on another machine "
+                         "(commit it after a GPU window)")
+    cp.add_argument("--no-carry", action="store_true", help="keep unfinished runs in runs/ only")
     cp.set_defaults(fn=_campaign)
 
     ar = sub.add_parser("arms", help="print every training run of notebooks 02-07 as one command per line (to run "

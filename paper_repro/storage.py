@@ -123,6 +123,22 @@ def save_checkpoint(path, payload: dict) -> Path:
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
+def copy_if_further(src, dst, expect: dict | None = None) -> bool:
+    """Copy the resumable checkpoint `src` to `dst` (atomically) unless `dst` already holds the same run
+    (config_key) at the same or a later epoch: how a state carried in the repository seeds a new machine's run
+    folder. True when copied."""
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        return False
+    carried = load_checkpoint(src, expect=expect)
+    if dst.exists():
+        local = load_checkpoint(dst, expect=expect)
+        if local.get("config_key") == carried.get("config_key") and local.get("epoch", 0) >= carried.get("epoch", 0):
+            return False
+    write_bytes(dst, src.read_bytes())
+    return True
+
+
 # The remedy for a file the user gave (e.g. --teacher): theirs to keep, so never "delete it".
 TEACHER_REMEDY = ("Pass a baseline checkpoint.pt of this arch and width (runs/baselines/<run>/checkpoint.pt, "
                   "written by `python -m paper_repro train`), or leave out --teacher to use the cached baseline.")

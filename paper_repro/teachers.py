@@ -23,10 +23,13 @@ import torch
 from .config import config_key, profile_settings, resolve_baseline
 from .models import build_model
 from .provenance import ROOT, cpu_model, git_commit
-from .storage import CheckpointError, load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .storage import (CheckpointError, copy_if_further, load_checkpoint, load_state, save_checkpoint, write_json,
+                      write_text)
 
 TEACHERS = ROOT / "teachers"
-COMMITTED_PROFILES = ("cpu",)  # profiles whose teachers live in the repository (the paper profile's: on a GPU)
+# Profiles whose teachers live in the repository: the cpu profile's (trained here), and the paper profile's, trained
+# on GPUs lent for minutes at a time (`campaign`): resume.pt carries an unfinished one from one machine to the next.
+COMMITTED_PROFILES = ("cpu", "paper")
 RETRAIN_COMMAND = "make teachers"
 WEIGHTS, RESUME = "teacher.pt", "resume.pt"
 
@@ -83,16 +86,7 @@ def missing_teacher_error(arch: str, profile: str, seed: int) -> CheckpointError
 def seed_run_from_resume(arch: str, profile: str, seed: int, run_checkpoint: Path) -> bool:
     """Copy the committed resume.pt into the run folder when it is further along than what is there (a new
     clone, or another machine). True when copied."""
-    src = teacher_dir(arch, profile, seed) / RESUME
-    if not src.exists():
-        return False
-    committed = load_checkpoint(src, expect={"arch": arch})
-    if run_checkpoint.exists():
-        local = load_checkpoint(run_checkpoint, expect={"arch": arch})
-        if local.get("config_key") == committed.get("config_key") and local["epoch"] >= committed["epoch"]:
-            return False
-    save_checkpoint(run_checkpoint, {k: v for k, v in committed.items() if k != "format"})
-    return True
+    return copy_if_further(teacher_dir(arch, profile, seed) / RESUME, run_checkpoint, expect={"arch": arch})
 
 
 def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_stamp: dict | None = None) -> str:
@@ -129,7 +123,7 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
 
 def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float | None = None,
                    retrain: bool = False, device: str = "auto", data_dir=None, download: bool = True,
-                   progress: bool = True) -> list[dict]:
+                   progress: bool = True, compile=False) -> list[dict]:
     """`make teachers`: train (or resume) each teacher of `archs` in turn within `budget_s` seconds, then
     publish its state to teachers/. Finished, matching teachers are skipped unless `retrain`."""
     from .train import run_dir_for, train_baseline
@@ -158,7 +152,7 @@ def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float |
             continue
         run = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                              progress=progress, time_budget_s=left, use_committed=False,
-                             allow_training=True)
+                             allow_training=True, compile=compile)
         status = publish(arch, profile, seed, ckpt_path, run.dataset_stamp)
         rows.append(dict(arch=arch, status=status, epochs_done=len(run.metrics), epochs=cfg["epochs"],
                          test_acc=run.test_acc if status == "finished" else None, folder=str(d)))

@@ -1,16 +1,17 @@
 """The campaign (main-table runs within a time budget): stops between epochs, resumes to the same numbers,
 records finished runs where notebook 02 reads them."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import paper_repro.engine as E
-from paper_repro.campaign import record_run, run_campaign
+from paper_repro.campaign import carry_in, record_run, run_campaign
 from paper_repro.tables import recorded_runs
 
 KW = dict(profile="smoke", device="cpu", method_epochs=3, progress=False, targets={"resnet20": "flops=0.4"},
-          export=False)
+          export=False, carry=None)
 
 
 def test_out_of_time_counts_the_next_epoch():
@@ -67,3 +68,52 @@ def test_campaign_bad_input(tmp_path):
         run_campaign(["resnet56"], profile="smoke", budget_s=0, record_to=None)
     with pytest.raises(ValueError, match="kind: unknown value 'teacher'"):
         record_run(tmp_path, "teacher", tmp_path / "out")
+
+
+def test_each_call_on_a_new_machine_resumes_from_the_repository(tmp_path, monkeypatch):
+    """A GPU window is a new machine: runs/ is empty at every call. The teacher travels through teachers/<profile>/
+    (resume.pt, then weights alone), the method run through carry/<run>/resume.pt; the campaign ends as an
+    uninterrupted one, and a finished run leaves nothing in carry/."""
+    import shutil
+
+    import paper_repro.teachers as TC
+
+    monkeypatch.setattr(TC, "COMMITTED_PROFILES", ("smoke",))  # smoke stands in for the paper profile
+    monkeypatch.setattr(TC, "TEACHERS", tmp_path / "teachers")
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs_full")
+    full = run_campaign(["resnet20"], record_to=None, **KW)
+
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(E, "out_of_time", _one_epoch_per_call)
+    shutil.rmtree(tmp_path / "teachers")
+    carry, rec, calls = tmp_path / "carry", tmp_path / "records", []
+    while not calls or "pruned_acc" not in calls[-1][0]:
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)  # a new machine
+        calls.append(run_campaign(["resnet20"], budget_s=3600, record_to=rec, **{**KW, "carry": carry}))
+        assert len(calls) <= 6
+        t = TC.teacher_dir("resnet20", "smoke")
+        if calls[-1][0].get("method_epochs") not in (None, "3/3"):  # mid-method: its state is carried
+            assert [p.parent.name for p in carry.glob("*/resume.pt")] == [Path(calls[-1][0]["method_dir"]).name]
+            assert (t / "teacher.pt").exists() and not (t / "resume.pt").exists()
+    assert [c[0]["baseline_epochs"] for c in calls] == ["1/2", "2/2", "2/2", "2/2"]
+    assert [c[0].get("method_epochs") for c in calls] == [None, "1/3", "2/3", "3/3"]
+    for sa, sb in zip(_students(full), _students(calls[-1])):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    assert calls[-1][0]["pruned_acc"] == full[0]["pruned_acc"]
+    assert not list(carry.rglob("*.pt"))  # finished: recorded, no longer carried
+    assert "optimizer" not in torch.load(t / "teacher.pt", weights_only=False)  # a finished teacher: weights alone
+    assert (rec / "baselines").is_dir() and len(list(rec.glob("*/summary.json"))) == 1
+
+
+def test_carry_in_keeps_a_local_state_that_is_further_along(tmp_path, monkeypatch):
+    from paper_repro.storage import save_checkpoint
+
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
+    carried = save_checkpoint(tmp_path / "carry" / "r" / "resume.pt", dict(config_key="k", epoch=2))
+    assert carry_in(tmp_path / "carry") == ["r"]
+    local = E.run_folder("prune", "r") / "state.pt"
+    save_checkpoint(local, dict(config_key="k", epoch=3))
+    assert carry_in(tmp_path / "carry") == [] and torch.load(local, weights_only=False)["epoch"] == 3
+    save_checkpoint(carried, dict(config_key="k", epoch=4))
+    assert carry_in(tmp_path / "carry") == ["r"] and torch.load(local, weights_only=False)["epoch"] == 4
