@@ -18,6 +18,8 @@ on `method.distill_losses` through the `compile` setting); compile time falls in
         [--students 2] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
         [--no-record]
 """
+from __future__ import annotations
+
 import argparse
 import json
 import time

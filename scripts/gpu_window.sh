@@ -53,7 +53,7 @@ $PY -m paper_repro campaign --profile "$profile" --budget-minutes "$budget" --co
     --record-to "$record_to" --carry "$carry" ${method_epochs:+--method-epochs "$method_epochs"} 2>&1 \
     | tee "$out/campaign.log"
 
-mkdir -p results/paper bench/results teachers/paper
+mkdir -p results/paper bench/results teachers/paper "$record_to" "$carry"
 # Removed files (a finished run's carried state) are not in the tar: `git status` here shows them; a finished
 # teacher's resume.pt likewise. Folders are listed so that a file's removal can be told from its absence.
 find teachers/paper results/paper bench/results "$record_to" "$carry" -type f -newer "$start" 2>/dev/null \
