@@ -117,7 +117,7 @@ def runtime_text(name: str, profile: str) -> str:
             lane = float(got[k].get("lane_seconds") or 0)
             of = f", of which {_human(lane)} training its runs in the lanes" if lane else ""
             parts.append(f"{k} {_human(float(got[k]['seconds']))} ({got[k]['when']}{of})")
-    return (f"Runtime in `make reproduce` ({profile} profile): " + ", ".join(parts)
+    return (f"Runtime in `make reproduce` ({profile} profile), as recorded before this copy ran: " + ", ".join(parts)
             + ". Cold: the notebook's runs were trained (by it, or first in `reproduce --lanes`, one thread per "
               "lane; a run shared by several notebooks counts for the first); cached: it read them from runs/.")
 
@@ -169,7 +169,7 @@ def index_markdown(profile: str) -> str:
                      f"{t.get('cached', '—')} |")
     if TOTAL in times:
         t = times[TOTAL]
-        lines.append(f"| **all** | `make reproduce`, every notebook (venv and data already set up) | "
+        lines.append(f"| **all** | all of `make reproduce` (venv and data set up), as recorded before this copy ran | "
                      f"{t.get('cold', '—')} | {t.get('cached', '—')} |")
     return "\n".join(lines)
 
