@@ -32,6 +32,16 @@ def _students(rows):
     return torch.load(rows[0]["method_dir"] + "/state.pt", weights_only=False)["students"]
 
 
+def _assert_one_epoch_per_call_ends_as(full, calls):
+    """Smoke baseline: 2 epochs, then 3 method epochs, one per call; the end is bitwise the uninterrupted run's."""
+    assert [c[0]["baseline_epochs"] for c in calls] == ["1/2", "2/2", "2/2", "2/2"]
+    assert [c[0].get("method_epochs") for c in calls] == [None, "1/3", "2/3", "3/3"]
+    for sa, sb in zip(_students(full), _students(calls[-1])):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    assert calls[-1][0]["pruned_acc"] == full[0]["pruned_acc"]
+
+
 def test_campaign_stops_resumes_and_records(tmp_path, monkeypatch):
     full = run_campaign(["resnet20"], record_to=tmp_path / "full_records", **KW)
     assert full[0]["method_epochs"] == "3/3" and "pruned_acc" in full[0]
@@ -43,13 +53,7 @@ def test_campaign_stops_resumes_and_records(tmp_path, monkeypatch):
     while not calls or "pruned_acc" not in calls[-1][0]:
         calls.append(run_campaign(["resnet20"], budget_s=3600, record_to=rec, **KW))
         assert len(calls) <= 5
-    # smoke baseline: 2 epochs, then 3 method epochs; one per call
-    assert [c[0]["baseline_epochs"] for c in calls] == ["1/2", "2/2", "2/2", "2/2"]
-    assert [c[0].get("method_epochs") for c in calls] == [None, "1/3", "2/3", "3/3"]
-    for sa, sb in zip(_students(full), _students(calls[-1])):
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), k
-    assert calls[-1][0]["pruned_acc"] == full[0]["pruned_acc"]
+    _assert_one_epoch_per_call_ends_as(full, calls)
 
     table = recorded_runs(rec)
     assert len(table) == 1
@@ -95,12 +99,7 @@ def test_each_call_on_a_new_machine_resumes_from_the_repository(tmp_path, monkey
         if calls[-1][0].get("method_epochs") not in (None, "3/3"):  # mid-method: its state is carried
             assert [p.parent.name for p in carry.glob("*/resume.pt")] == [Path(calls[-1][0]["method_dir"]).name]
             assert (t / "teacher.pt").exists() and not (t / "resume.pt").exists()
-    assert [c[0]["baseline_epochs"] for c in calls] == ["1/2", "2/2", "2/2", "2/2"]
-    assert [c[0].get("method_epochs") for c in calls] == [None, "1/3", "2/3", "3/3"]
-    for sa, sb in zip(_students(full), _students(calls[-1])):
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), k
-    assert calls[-1][0]["pruned_acc"] == full[0]["pruned_acc"]
+    _assert_one_epoch_per_call_ends_as(full, calls)
     assert not list(carry.rglob("*.pt"))  # finished: recorded, no longer carried
     assert "optimizer" not in torch.load(t / "teacher.pt", weights_only=False)  # a finished teacher: weights alone
     assert (rec / "baselines").is_dir() and len(list(rec.glob("*/summary.json"))) == 1
