@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
-# LANES: parallel training processes before the notebooks (paper_repro/lanes.py); 2 suits the 2-core CPU, 1 a GPU.
+# LANES: parallel training processes before the notebooks (paper_repro/reproduction/lanes.py); 2 suits the 2-core CPU, 1 a GPU.
 LANES ?= 2
 SHARED_DATA := ../shared/data/prepare_cifar10.py
 export PATH := $(abspath $(VENV))/bin:$(PATH)

@@ -77,7 +77,7 @@ def study(name: str):
 
 
 def fingerprint(root: Path) -> dict:
-    from paper_repro.campaign import run_campaign
+    from paper_repro.reproduction.campaign import run_campaign
     from paper_repro.method import prune_train
     from paper_repro.train import train_baseline
 

@@ -1,5 +1,8 @@
 """Command line: python -m paper_repro {count,train,teachers,prune,campaign,arms,arm,reproduce} ...
 
+Imports of the commands' modules happen inside the commands: `python -m paper_repro count` need not load the
+reproduction machinery (start-up time).
+
 Every failure is one `error: ...` line and exit code 2 (bad input, missing or damaged data, a bad checkpoint,
 an unwritable folder, a run folder in use, a failed notebook); --debug or PAPER_REPRO_DEBUG=1 shows the traceback.
 """
@@ -11,7 +14,7 @@ import math
 import os
 import sys
 
-from .config import COMPILE_MODES
+from .config import COMPILE_MODES, PROFILES
 from .data import DATASETS
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
@@ -124,20 +127,22 @@ def _train(args):
 
 
 def _teachers(args):
-    from .teachers import publish, train_teachers
+    from .teachers import publish
+    from .train import train_teachers
 
     _set_threads(args.threads)
     archs = args.archs.split(",")
     if args.publish_only:
-        from .config import resolve_baseline
+        from .config import paper_width_overrides, resolve_baseline
         from .train import run_dir_for
 
         for a in archs:
-            ckpt = run_dir_for(resolve_baseline(a, args.profile, args.seed)) / "checkpoint.pt"
+            over = paper_width_overrides(a, args.profile) if args.paper_width else {}
+            ckpt = run_dir_for(resolve_baseline(a, args.profile, args.seed, **over)) / "checkpoint.pt"
             print(json.dumps({"arch": a, "status": publish(a, args.profile, args.seed, ckpt)}))
         return
     for row in train_teachers(archs, args.profile, args.seed, _budget_s(args.budget_minutes), args.retrain,
-                              args.device, args.data_dir, not args.no_download):
+                              args.device, args.data_dir, not args.no_download, paper_width=args.paper_width):
         print(json.dumps(row))
 
 
@@ -166,7 +171,7 @@ def _prune(args):
 
 
 def _campaign(args):
-    from .campaign import run_campaign
+    from .reproduction.campaign import run_campaign
 
     rows = run_campaign(args.archs.split(","), args.profile, _budget_s(args.budget_minutes), args.method_epochs,
                         args.seed, args.device, _compile_mode(args.compile), args.data_dir, not args.no_download,
@@ -177,7 +182,7 @@ def _campaign(args):
 
 
 def _arms(args):
-    from .arms import commands
+    from .reproduction.arms import commands
 
     try:
         print("\n".join(commands(args.profile, args.seed, teachers=args.teachers)), flush=True)
@@ -186,26 +191,20 @@ def _arms(args):
 
 
 def _arm(args):
-    from .arms import run
+    from .reproduction.arms import run
 
     _set_threads(args.threads)
     _print_json(run(args.name, args.profile, args.seed, args.device))
 
 
 def _reproduce(args):
-    from .reproduce import run_notebooks
+    from .reproduction.notebooks import run_notebooks
 
     run_notebooks(args.profile, args.notebooks or None, force=args.force, lanes=args.lanes)
 
 
-def main(argv=None):
-    from .config import PROFILES
-
-    p = argparse.ArgumentParser(prog="python -m paper_repro", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-
+def _add_count(sub):
+    """`count ARCH`: params and MACs."""
     c = sub.add_parser("count", help="params and MACs of an architecture")
     c.add_argument("arch", choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
     c.add_argument("--num-classes", type=int, default=None,
@@ -214,7 +213,11 @@ def main(argv=None):
     c.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = the paper's network)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=_count)
+    return c
 
+
+def _add_train(sub):
+    """`train ARCH`: one baseline."""
     t = sub.add_parser("train", help="train (or resume, or load from cache) a baseline")
     t.add_argument("arch", choices=list(MODELS), metavar="ARCH", help=f"one of: {', '.join(MODELS)}")
     t.add_argument("--profile", choices=PROFILES, default="cpu")
@@ -232,7 +235,11 @@ def main(argv=None):
                    help="torch.compile mode of the training step (GPU; default off = eager)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     t.set_defaults(fn=_train)
+    return t
 
+
+def _add_teachers(sub):
+    """`teachers`: the committed teachers (`make teachers`)."""
     from .teachers import COMMITTED_PROFILES
 
     tc = sub.add_parser("teachers", help="train or resume the committed teachers and copy their state to teachers/ "
@@ -244,11 +251,18 @@ def main(argv=None):
     tc.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     tc.add_argument("--retrain", action="store_true", help="from scratch, replacing committed teachers and state")
     tc.add_argument("--publish-only", action="store_true", help="only copy runs/ state to teachers/, no training")
+    tc.add_argument("--paper-width", action="store_true",
+                    help="the paper-width teachers (config.PAPER_WIDTH: cpu resnet56 at width 1.0) instead of the "
+                         "profile's reduced-width ones")
     tc.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     tc.add_argument("--data-dir", default=None)
     tc.add_argument("--no-download", action="store_true")
     tc.set_defaults(fn=_teachers)
+    return tc
 
+
+def _add_prune(sub):
+    """`prune`: one run of the method."""
     from .allocation import TARGET_KINDS
     from .ista import PENALTIES
     from .losses import KD_FORMS
@@ -288,9 +302,13 @@ def main(argv=None):
     pr.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                     help="torch.compile mode of the distillation step (GPU; default off = eager)")
     pr.set_defaults(fn=_prune)
+    return pr
 
-    from .campaign import CARRY, ORDER, PAPER_TARGETS
-    from .tables import PAPER_RUNS
+
+def _add_campaign(sub):
+    """`campaign`: the paper profile's runs within a time budget."""
+    from .paper import CARRY, PAPER_RUNS, PAPER_TARGETS
+    from .reproduction.campaign import ORDER
 
     cp = sub.add_parser("campaign", help="the main table's runs (baseline, then method), network after network, "
                                          "within a time budget; run again to resume")
@@ -313,14 +331,22 @@ def main(argv=None):
                          "(commit it after a GPU window)")
     cp.add_argument("--no-carry", action="store_true", help="keep unfinished runs in runs/ only")
     cp.set_defaults(fn=_campaign)
+    return cp
 
+
+def _add_arms(sub):
+    """`arms`: every run of notebooks 02-07, one command per line."""
     ar = sub.add_parser("arms", help="print every training run of notebooks 02-07 as one command per line (to run "
                                      "them in parallel; docs/cli.md)")
     ar.add_argument("--profile", choices=PROFILES, default="cpu")
     ar.add_argument("--seed", type=int, default=0)
     ar.add_argument("--teachers", action="store_true", help="print the teachers' train commands instead (run first)")
     ar.set_defaults(fn=_arms)
+    return ar
 
+
+def _add_arm(sub):
+    """`arm NAME`: one of them."""
     a1 = sub.add_parser("arm", help="train (or load) one run printed by `arms`, as its notebook would")
     a1.add_argument("name", help="an arm name printed by `arms`")
     a1.add_argument("--profile", choices=PROFILES, default="cpu")
@@ -328,7 +354,11 @@ def main(argv=None):
     a1.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     a1.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     a1.set_defaults(fn=_arm)
+    return a1
 
+
+def _add_reproduce(sub):
+    """`reproduce`: the notebooks, with papermill."""
     r = sub.add_parser("reproduce", help="run the notebooks with papermill (skips those whose inputs are unchanged)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--force", action="store_true", help="rerun even if the inputs did not change")
@@ -337,12 +367,22 @@ def main(argv=None):
                         "none, each notebook trains its own runs; make reproduce passes 2 on CPU)")
     r.add_argument("notebooks", nargs="*", help="notebook names (default: all in notebooks/)")
     r.set_defaults(fn=_reproduce)
+    return r
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one builder per command, then the flags several commands share."""
+    p = argparse.ArgumentParser(prog="python -m paper_repro", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c, t, tc, pr, cp, ar, a1, r = (add(sub) for add in (_add_count, _add_train, _add_teachers, _add_prune,
+                                                         _add_campaign, _add_arms, _add_arm, _add_reproduce))
     for sp in (t, pr):
         sp.add_argument("--dataset", choices=DATASETS, default=None,
                         help="default: the profile's; imagefolder: DIR/train/<class>/<image> and DIR/val/... of "
                              "--data-dir, ImageNet augmentation at 224x224 (docs/imagenet.md)")
-    for sp in (c, t, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
+    for sp in (c, t, tc, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
     for sp in (t, pr, cp, a1, r):
@@ -350,7 +390,11 @@ def main(argv=None):
                         help=f"run on a data copy that matches no known copy (or {ALLOW_ENV}=1); its results say "
                              "dataset_official=False and carry its fingerprint")
 
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(ENV_DEBUG, "0") not in ("", "0")
     if getattr(args, "allow_modified_data", False):
         os.environ[ALLOW_ENV] = "1"  # the environment: notebooks run by `reproduce` see it too

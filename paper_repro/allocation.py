@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .checks import check_choice
 from .counting import CostModel
 
 TARGET_KINDS = ("params", "flops")
@@ -24,6 +25,15 @@ class Target:
     def __str__(self):
         return f"{self.kind}={self.ratio:g}"
 
+    def achieved(self, params_pruned: float, flops_pruned: float) -> float:
+        """The pruned fraction this target counts: of the params, or of the FLOPs."""
+        return params_pruned if self.kind == "params" else flops_pruned
+
+    def met(self, params_pruned: float, flops_pruned: float) -> bool:
+        """Whether a network with these pruned fractions reaches the target (float rounding forgiven): the one
+        rule behind every run's target_met."""
+        return self.achieved(params_pruned, flops_pruned) >= self.ratio - 1e-9
+
 
 def parse_target(spec) -> Target:
     """'flops=0.60' or 'params=0.93' (or a Target). Ratio must be in (0, 1)."""
@@ -35,8 +45,7 @@ def parse_target(spec) -> Target:
             ratio = float(value)
         except ValueError:
             raise ValueError(f"target: expected 'params=R' or 'flops=R' with R in (0, 1), got {spec!r}") from None
-    if kind not in TARGET_KINDS:
-        raise ValueError(f"target: unknown kind {kind!r}; valid: {', '.join(TARGET_KINDS)}")
+    check_choice("target", kind, TARGET_KINDS)
     if not (0.0 < ratio < 1.0):
         raise ValueError(f"target: ratio must be in (0, 1), got {ratio!r}")
     return Target(kind, ratio)

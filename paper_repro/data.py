@@ -175,10 +175,9 @@ def load_cifar(name: str = "cifar10", data_dir: str | os.PathLike | None = None,
     check_dataset(name)
     if name == "synthetic":
         return make_synthetic()
-    if name == "imagefolder":  # files read batch by batch, not held in memory
-        from .imagefolder import load_imagefolder
-
-        return load_imagefolder(data_dir)
+    if name == "imagefolder":  # files read batch by batch, not held in memory: imagefolder.py
+        raise ValueError("name: load_cifar reads cifar10, cifar100 and synthetic; load an image folder with "
+                         "datasets.load_dataset('imagefolder', DIR)")
     allowed = modified_data_allowed(allow_modified)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / _FOLDER[name]
@@ -256,18 +255,14 @@ class Batches:
     list of V independently cropped and flipped views of the same images (view 0 is the views=1 batch).
     shard=(r, K), for rank r of K processes (torchrun): every rank draws the same permutation and augmentation,
     and yields slice r of K contiguous slices of each global batch (batch_size / K images; K must divide it).
-    A split of image files (the imagefolder dataset) gets an `imagefolder.FolderBatches` instead."""
-
-    def __new__(cls, split, *args, **kwargs):
-        if cls is Batches and getattr(split.x, "lazy_images", False):
-            from .imagefolder import FolderBatches
-
-            return FolderBatches(split, *args, **kwargs)
-        return super().__new__(cls)
+    A split of image files (the imagefolder dataset) takes `imagefolder.FolderBatches` (`datasets.batches` picks)."""
 
     def __init__(self, split: Split, batch_size: int, mean, std, train: bool, seed: int = 0,
                  drop_last: bool | None = None, channels_last: bool = False, views: int = 1,
                  shard: tuple[int, int] = (0, 1)):
+        if getattr(split.x, "lazy_images", False) and type(self) is Batches:
+            raise ValueError("split: holds image files, which Batches cannot crop on the device; batch it with "
+                             "datasets.batches (imagefolder.FolderBatches)")
         self.split, self.batch_size, self.train, self.seed = split, batch_size, train, seed
         rank, world = shard
         if world > 1 and (not train or batch_size % world or not 0 <= rank < world):

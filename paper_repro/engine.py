@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 
 from . import data as D
+from . import datasets
 from . import distributed as DI
 from .allocation import check_reachable, parse_target
 from .counting import CostModel
@@ -30,7 +31,7 @@ from .models import build_model
 from .provenance import ROOT, resolve_device
 from .storage import load_checkpoint, load_state, save_checkpoint, write_text
 
-ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (arms.py)
+ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (reproduction/arms.py)
 RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
 ENV_PROGRESS = "PAPER_REPRO_PROGRESS"  # "0": no progress bars (set by `reproduce`); bars stay for CLI and Lab
 EVAL_BATCH = 500  # evaluation batches: no gradients, so larger than training's
@@ -70,7 +71,7 @@ def checked_target(arch: str, cfg: dict, device):
 
 
 def prepare_data(cfg: dict, device, data_dir=None, download=True) -> tuple[D.Dataset, D.Split, D.Split]:
-    ds = D.load_cifar(cfg["dataset"], data_dir=data_dir, download=download)
+    ds = datasets.load_dataset(cfg["dataset"], data_dir=data_dir, download=download)
     if ds.num_classes != cfg["num_classes"]:
         raise ValueError(f"num_classes: {cfg['dataset']} has {ds.num_classes} classes, settings say {cfg['num_classes']}")
     ds.to(device)
@@ -88,14 +89,14 @@ def train_batches(split: D.Split, b: dict, seed: int, views: int = 1,
                   shard: tuple[int, int] = (0, 1)) -> D.Batches:
     """Shuffled, augmented batches of `split` with the settings `b` (batch size, dataset statistics, layout);
     `shard` (rank, ranks): this rank's slice of every global batch under torchrun (`distributed.shard()`)."""
-    return D.Batches(split, b["batch_size"], D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=True, seed=seed,
-                     channels_last=b["channels_last"], views=views, shard=shard)
+    return datasets.batches(split, b["batch_size"], D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=True,
+                            seed=seed, channels_last=b["channels_last"], views=views, shard=shard)
 
 
 def eval_batches(split: D.Split, b: dict) -> D.Batches:
     """Evaluation batches of `split` (in order, no augmentation)."""
-    return D.Batches(split, EVAL_BATCH, D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=False,
-                     channels_last=b["channels_last"])
+    return datasets.batches(split, EVAL_BATCH, D.MEAN[b["dataset"]], D.STD[b["dataset"]], train=False,
+                            channels_last=b["channels_last"])
 
 
 def curve_batches(b: dict, test: D.Split, test_b: D.Batches) -> tuple[D.Split, D.Batches]:

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from .checks import check_choice
 from .models import ChannelGroup
 from .models.groups import FlatGroups
 
@@ -20,7 +21,7 @@ def penalty_scale(epoch: int, first_decay_epoch: int, schedule: str = "progressi
     if schedule == "constant":
         return 1.0
     if schedule != "progressive":
-        raise ValueError(f"penalty: unknown schedule {schedule!r}; valid: {', '.join(PENALTIES)}")
+        check_choice("penalty", schedule, PENALTIES)
     if epoch >= first_decay_epoch:
         return 1.0
     return 1.0 / (1.0 + math.exp(15.0 - 30.0 * (epoch + 1) / first_decay_epoch))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .checks import check_choice
+
 KD_FORMS = ("kl", "hard", "mse")
 
 
@@ -24,7 +26,7 @@ def kd_loss(student_logits, teacher_logits, temperature: float = 4.0, form: str 
         return F.cross_entropy(student_logits, teacher_logits.argmax(1))
     if form == "mse":
         return F.mse_loss(student_logits, teacher_logits)
-    raise ValueError(f"kd_form: unknown form {form!r}; valid: {', '.join(KD_FORMS)}")
+    check_choice("kd_form", form, KD_FORMS)  # raises: no form above matched
 
 
 def feature_loss(student_feats: dict, teacher_feats: dict) -> torch.Tensor:

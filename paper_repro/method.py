@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from . import data as D
 from . import distributed as DI
 from .allocation import Allocation, allocate, parse_target
-from .config import (EXECUTION, check_choice, check_compile, check_known, check_profile, config_key,
+from .checks import check_choice, check_known
+from .config import (EXECUTION, check_compile, check_profile, config_key,
                      profile_settings, resolve_baseline, resolve_students)
 from .counting import CostModel, count
 from .engine import (autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches, evaluate,
@@ -32,7 +33,8 @@ from .provenance import device_name, git_commit
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
 from .storage import load_state, save_checkpoint, write_json
-from .surgery import dead_masks, logit_gap, mask_model, prune_model, save_pruned
+from .export import save_pruned
+from .surgery import dead_masks, logit_gap, mask_model, prune_model
 from .train import load_teacher, train_baseline
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
@@ -483,7 +485,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         pruned_models.append(pruned)
     if not write:
         return json.loads((rdir / "summary.json").read_text()), pruned_models
-    best = select_student(per, cfg["select"], [_met(tgt, p) for p in per])
+    best = select_student(per, cfg["select"], [tgt.met(p["params_pruned"], p["flops_pruned"]) for p in per])
     bp = per[best]
     b = cfg["baseline"]
     save_checkpoint(rdir / "student_masked.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"], width=b["width"],
@@ -503,7 +505,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         select_images_heldout=select_heldout, test_images=len(test_b.split.y),
         params_before=before["params"], params_after=bp["params_after"], macs_before=before["macs"],
         macs_after=bp["macs_after"], params_pruned=bp["params_pruned"], flops_pruned=bp["flops_pruned"],
-        flops_pruned_dpfps=bp["flops_pruned_dpfps"], target_met=_met(tgt, bp),
+        flops_pruned_dpfps=bp["flops_pruned_dpfps"], target_met=tgt.met(bp["params_pruned"], bp["flops_pruned"]),
         max_abs_logit_diff=max(p["max_abs_logit_diff"] for p in per),
         max_abs_logit_diff_vs_trained=max(p["max_abs_logit_diff_vs_trained"] for p in per),
         lambda_max_effective=lam_max, train_seconds=seconds, per_student=met,
@@ -511,8 +513,3 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
     )
     write_json(rdir / "summary.json", summary)
     return summary, pruned_models
-
-
-def _met(tgt, p) -> bool:
-    achieved = p["params_pruned"] if tgt.kind == "params" else p["flops_pruned"]
-    return achieved >= tgt.ratio - 1e-9

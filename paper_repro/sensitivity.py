@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_choice
 from .models import ChannelGroup
 from .models.groups import FlatGroups
 
@@ -29,7 +30,7 @@ def channel_scores(group: ChannelGroup, criterion: str = "taylor", generator: to
         return group.norms[0].weight.detach().abs().float()
     if criterion == "random":
         return torch.rand(group.width, generator=generator).to(group.producers[0].weight.device)
-    raise ValueError(f"criterion: unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
+    check_choice("criterion", criterion, CRITERIA)  # raises: no criterion above matched
 
 
 def smallest_mask(scores: torch.Tensor, m: int) -> torch.Tensor:

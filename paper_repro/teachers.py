@@ -1,7 +1,8 @@
 """Committed teachers: a profile's converged baselines, trained once by `make teachers` and kept in the
 repository, so that `make reproduce` on a fresh clone trains no teacher.
 
-teachers/<profile>/<arch>-s<seed>/ holds, once the teacher is finished:
+teachers/<profile>/<arch>-s<seed>/ (at the profile's width; <arch>-w<width>-s<seed>/ at another one, e.g. the
+paper-width teachers of config.PAPER_WIDTH) holds, once the teacher is finished:
     teacher.pt        weights + the settings, cache key and data fingerprint they were trained with (no optimizer)
     config.json       the resolved settings (+ cache key, data stamp)
     metrics.csv       one row per epoch (the curve on a fixed test subset, all test images at the last epoch)
@@ -10,6 +11,7 @@ and, while it is still training, resume.pt: the full resumable checkpoint (weigh
 metrics), one path overwritten after each call of `make teachers`, so a run split over several sessions
 resumes on any machine from the committed state.
 
+`train.train_teachers` is the job that trains them (`make teachers`); this module only stores and checks them.
 Loading checks arch, width, cache key and data fingerprint; a mismatch is one error line naming `make
 teachers`. Nothing is ever retrained over a committed teacher silently."""
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-from .config import config_key, profile_settings, resolve_baseline
+from .config import config_key, paper_width_overrides, profile_settings, resolve_baseline
+from .datasets import load_dataset
+from .engine import metrics_csv
 from .models import build_model
 from .provenance import ROOT, cpu_model, git_commit
 from .storage import (CheckpointError, copy_if_further, load_checkpoint, load_state, save_checkpoint, write_json,
@@ -39,8 +43,28 @@ def teacher_goals(profile: str) -> dict:
     return profile_settings("teacher_goals", profile)
 
 
-def teacher_dir(arch: str, profile: str, seed: int = 0) -> Path:
-    return TEACHERS / profile / f"{arch}-s{seed}"
+def teacher_dir(arch: str, profile: str, seed: int = 0, width: float | None = None) -> Path:
+    """The committed teacher's folder; `width` names it only where it differs from the profile's own width."""
+    if width is None or width == resolve_baseline(arch, profile, seed)["width"]:
+        return TEACHERS / profile / f"{arch}-s{seed}"
+    return TEACHERS / profile / f"{arch}-w{width:g}-s{seed}"
+
+
+def committed_variants(arch: str, profile: str) -> list[dict]:
+    """The teacher-setting overrides that have a committed teacher: the profile's own ({}) and, where
+    config.PAPER_WIDTH names `arch`, the paper-width one."""
+    try:
+        return [{}, paper_width_overrides(arch, profile)]
+    except ValueError:
+        return [{}]
+
+
+def is_committed_settings(cfg: dict) -> bool:
+    """True when `cfg` (resolved baseline settings) are those of a committed teacher of its profile."""
+    if not is_committed_profile(cfg["profile"]):
+        return False
+    return any(cfg == resolve_baseline(cfg["arch"], cfg["profile"], cfg["seed"], **o)
+               for o in committed_variants(cfg["arch"], cfg["profile"]))
 
 
 def is_committed_profile(profile: str) -> bool:
@@ -66,7 +90,7 @@ def load_committed(arch: str, profile: str, seed: int = 0, fingerprint: str | No
     """(model in eval mode, checkpoint dict) of the committed teacher, checked against today's settings.
     None when the profile has no committed teacher folder for `arch` (the caller decides what that means)."""
     cfg = resolve_baseline(arch, profile, seed, **overrides)
-    path = teacher_dir(arch, profile, seed) / WEIGHTS
+    path = teacher_dir(arch, profile, seed, cfg["width"]) / WEIGHTS
     if not path.exists():
         return None
     ckpt = load_checkpoint(path)
@@ -76,17 +100,19 @@ def load_committed(arch: str, profile: str, seed: int = 0, fingerprint: str | No
     return model.eval(), ckpt
 
 
-def missing_teacher_error(arch: str, profile: str, seed: int) -> CheckpointError:
-    d = teacher_dir(arch, profile, seed)
+def missing_teacher_error(arch: str, profile: str, seed: int, width: float | None = None) -> CheckpointError:
+    d = teacher_dir(arch, profile, seed, width)
     state = f"unfinished ({RESUME} present)" if (d / RESUME).exists() else "absent"
     return CheckpointError(f"{d / WEIGHTS}: committed {profile} teacher {state}; `make reproduce` never trains one. "
                            f"Train it with `{RETRAIN_COMMAND}`")
 
 
-def seed_run_from_resume(arch: str, profile: str, seed: int, run_checkpoint: Path) -> bool:
+def seed_run_from_resume(arch: str, profile: str, seed: int, run_checkpoint: Path,
+                         width: float | None = None) -> bool:
     """Copy the committed resume.pt into the run folder when it is further along than what is there (a new
     clone, or another machine). True when copied."""
-    return copy_if_further(teacher_dir(arch, profile, seed) / RESUME, run_checkpoint, expect={"arch": arch})
+    return copy_if_further(teacher_dir(arch, profile, seed, width) / RESUME, run_checkpoint,
+                           expect={"arch": arch})
 
 
 def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_stamp: dict | None = None) -> str:
@@ -96,20 +122,16 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
         return "nothing yet"
     ckpt = load_checkpoint(run_checkpoint, expect={"arch": arch})
     cfg = ckpt["config"]
-    d = teacher_dir(arch, profile, seed)
+    d = teacher_dir(arch, profile, seed, cfg["width"])
     if ckpt["epoch"] < cfg["epochs"]:
         save_checkpoint(d / RESUME, {k: v for k, v in ckpt.items() if k != "format"})
         return "in progress"
     if dataset_stamp is None:
-        from .data import load_cifar
-
-        dataset_stamp = load_cifar(cfg["dataset"], download=False).stamp()
+        dataset_stamp = load_dataset(cfg["dataset"], download=False).stamp()
     keep = ("arch", "num_classes", "width", "widths", "config_key", "config", "dataset_fingerprint", "epoch",
             "model", "metrics", "train_seconds", "device")
     save_checkpoint(d / WEIGHTS, {k: ckpt[k] for k in keep if k in ckpt})
     write_json(d / "config.json", {**cfg, "config_key": ckpt["config_key"], **dataset_stamp})
-    from .engine import metrics_csv
-
     write_text(d / "metrics.csv", metrics_csv(ckpt["metrics"]))
     last = ckpt["metrics"][-1]
     write_json(d / "provenance.json", dict(
@@ -119,41 +141,3 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
         published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
     (d / RESUME).unlink(missing_ok=True)
     return "finished"
-
-
-def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float | None = None,
-                   retrain: bool = False, device: str = "auto", data_dir=None, download: bool = True,
-                   progress: bool = True, compile=False) -> list[dict]:
-    """`make teachers`: train (or resume) each teacher of `archs` in turn within `budget_s` seconds, then
-    publish its state to teachers/. Finished, matching teachers are skipped unless `retrain`."""
-    from .train import run_dir_for, train_baseline
-
-    if not is_committed_profile(profile):
-        raise ValueError(f"profile: teachers are committed for {', '.join(COMMITTED_PROFILES)} only, got {profile!r}")
-    t0, rows = time.perf_counter(), []
-    for arch in archs:
-        cfg = resolve_baseline(arch, profile, seed)
-        d = teacher_dir(arch, profile, seed)
-        ckpt_path = run_dir_for(cfg) / "checkpoint.pt"
-        if retrain:
-            for f in (d / WEIGHTS, d / RESUME, ckpt_path):
-                f.unlink(missing_ok=True)
-        elif (d / WEIGHTS).exists():
-            try:
-                check_teacher(load_checkpoint(d / WEIGHTS), d / WEIGHTS, cfg)
-                rows.append(dict(arch=arch, status="finished (committed)", folder=str(d)))
-                continue
-            except CheckpointError:
-                (d / WEIGHTS).unlink()  # `make teachers` is the command that replaces a stale teacher
-        seed_run_from_resume(arch, profile, seed, ckpt_path)
-        left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
-            rows.append(dict(arch=arch, status=publish(arch, profile, seed, ckpt_path), folder=str(d)))
-            continue
-        run = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
-                             progress=progress, time_budget_s=left, use_committed=False,
-                             allow_training=True, compile=compile)
-        status = publish(arch, profile, seed, ckpt_path, run.dataset_stamp)
-        rows.append(dict(arch=arch, status=status, epochs_done=len(run.metrics), epochs=cfg["epochs"],
-                         test_acc=run.test_acc if status == "finished" else None, folder=str(d)))
-    return rows

@@ -1,18 +1,22 @@
-"""Baseline (teacher) training: cached by resolved settings, resumable, atomic, deterministic on CPU."""
+"""Baseline (teacher) training: cached by resolved settings, resumable, atomic, deterministic on CPU; and
+`train_teachers`, the job of `make teachers` that trains the committed teachers (teachers.py stores them)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import distributed as DI
-from .config import config_key, resolve_baseline
+from . import teachers as T
+from .config import config_key, paper_width_overrides, resolve_baseline
 from .engine import (compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss,
                      prepare_data, restore_training, resume, run_folder, save_epoch, timed_epoch, train_batches,
                      training_state)
+from .counting import count
 from .models import build_model
-from .provenance import ROOT, device_name, resolve_device
+from .provenance import ROOT, device_name, git_commit, resolve_device
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .storage import TEACHER_REMEDY, CheckpointError, load_checkpoint, load_state, write_json
 
@@ -52,20 +56,18 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     settings, the committed teacher is loaded and checked (`use_committed`); where there is none, a finished
     run in runs/ is used, and training happens only with `allow_training` (the `train` CLI, `make teachers`),
     never inside `make reproduce`. Other profiles train when needed (`allow_training` None = True)."""
-    from . import teachers as T
-
     cfg = resolve_baseline(arch, profile, seed, **overrides)
     dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
     key = config_key(cfg)
     rdir = run_dir_for(cfg)
     ckpt_path = rdir / "checkpoint.pt"
     ds, train_split, test_split = prepare_data(cfg, dev, data_dir, download)
-    committed = T.is_committed_profile(profile) and cfg == resolve_baseline(arch, profile, seed)
+    committed = T.is_committed_settings(cfg)
     if committed and use_committed:
-        found = T.load_committed(arch, profile, seed, fingerprint=ds.fingerprint)
+        found = T.load_committed(arch, profile, seed, fingerprint=ds.fingerprint, **overrides)
         if found is not None:
             model, ckpt = found
-            d = T.teacher_dir(arch, profile, seed)
+            d = T.teacher_dir(arch, profile, seed, cfg["width"])
             if progress:
                 print(f"{arch} teacher: committed {(d / T.WEIGHTS).relative_to(ROOT)}, trained on {ckpt['device']}, "
                       f"{ckpt['metrics'][-1]['test_acc']:.2%} on the test images", flush=True)
@@ -74,7 +76,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     if allow_training is None:
         allow_training = not committed
     if not allow_training and epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
-        raise T.missing_teacher_error(arch, profile, seed)
+        raise T.missing_teacher_error(arch, profile, seed, cfg["width"])
     if epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"] and DI.is_main():
         lock_run_folder(rdir)  # one writer; a finished run is read without it and nothing is written
 
@@ -160,9 +162,6 @@ def load_teacher(path, arch: str, b: dict, remedy: str | None = TEACHER_REMEDY):
 
 def baseline_row(run: BaselineRun) -> dict:
     """One row of the baselines table, stamped with where and on what it was trained."""
-    from .counting import count
-    from .provenance import git_commit
-
     c = count(run.model)
     cfg = run.config
     return {"arch": cfg["arch"], "width": cfg["width"], **run.dataset_stamp, "profile": cfg["profile"],
@@ -170,3 +169,41 @@ def baseline_row(run: BaselineRun) -> dict:
             "macs": c["macs"], "test_acc": round(run.test_acc, 4), "epochs": len(run.metrics),
             "train_images": cfg["train_subset"] or "all", "test_images": cfg["test_subset"] or "all",
             "train_seconds": round(run.train_seconds, 1)}
+
+
+def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float | None = None,
+                   retrain: bool = False, device: str = "auto", data_dir=None, download: bool = True,
+                   progress: bool = True, compile=False, paper_width: bool = False) -> list[dict]:
+    """`make teachers`: train (or resume) each teacher of `archs` in turn within `budget_s` seconds, then
+    publish its state to teachers/. Finished, matching teachers are skipped unless `retrain`. `paper_width`:
+    the teachers of config.PAPER_WIDTH instead of the profile's reduced-width ones."""
+    if not T.is_committed_profile(profile):
+        raise ValueError(f"profile: teachers are committed for {', '.join(T.COMMITTED_PROFILES)} only, got {profile!r}")
+    t0, rows = time.perf_counter(), []
+    for arch in archs:
+        overrides = paper_width_overrides(arch, profile) if paper_width else {}
+        cfg = resolve_baseline(arch, profile, seed, **overrides)
+        d = T.teacher_dir(arch, profile, seed, cfg["width"])
+        ckpt_path = run_dir_for(cfg) / "checkpoint.pt"
+        if retrain:
+            for f in (d / T.WEIGHTS, d / T.RESUME, ckpt_path):
+                f.unlink(missing_ok=True)
+        elif (d / T.WEIGHTS).exists():
+            try:
+                T.check_teacher(load_checkpoint(d / T.WEIGHTS), d / T.WEIGHTS, cfg)
+                rows.append(dict(arch=arch, status="finished (committed)", folder=str(d)))
+                continue
+            except CheckpointError:
+                (d / T.WEIGHTS).unlink()  # `make teachers` is the command that replaces a stale teacher
+        T.seed_run_from_resume(arch, profile, seed, ckpt_path, cfg["width"])
+        left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            rows.append(dict(arch=arch, status=T.publish(arch, profile, seed, ckpt_path), folder=str(d)))
+            continue
+        run = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
+                             progress=progress, time_budget_s=left, use_committed=False,
+                             allow_training=True, compile=compile, **overrides)
+        status = T.publish(arch, profile, seed, ckpt_path, run.dataset_stamp)
+        rows.append(dict(arch=arch, status=status, epochs_done=len(run.metrics), epochs=cfg["epochs"],
+                         test_acc=run.test_acc if status == "finished" else None, folder=str(d)))
+    return rows

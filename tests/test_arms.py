@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paper_repro import arms
+from paper_repro.reproduction import arms
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -50,7 +50,7 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
     # 26 runs, + the KD peer arm on smoke, + the noise runs: (3 networks + the N = 2 and N = 1 reference arms) for
     # each seed of config.NOISE but 0; on the paper profile (no reduced budget) the N = 2 reference arm is the main
     # resnet56 run, listed once
-    from paper_repro.noise import noise_seeds
+    from paper_repro.reproduction.noise import noise_seeds
 
     extra = (5 if profile == "smoke" else 4) * (len(noise_seeds(profile)) - 1)
     assert len(set(names)) == len(names) == (27 if profile == "smoke" else 26) + extra

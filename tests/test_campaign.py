@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import paper_repro.engine as E
-from paper_repro.campaign import carry_in, record_run, run_campaign
-from paper_repro.tables import recorded_runs
+from paper_repro.reproduction.campaign import carry_in, record_run, run_campaign
+from paper_repro.reproduction.tables import recorded_runs
 
 KW = dict(profile="smoke", device="cpu", method_epochs=3, progress=False, targets={"resnet20": "flops=0.4"},
           export=False, carry=None)

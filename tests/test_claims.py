@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from paper_repro import claims as C
-from paper_repro import noise as N
-from paper_repro import verdicts as V
+from paper_repro.reproduction import claims as C
+from paper_repro.reproduction import noise as N
+from paper_repro.reproduction import verdicts as V
 
 
 def test_noise_from_seeds_and_the_one_seed_fallback():
@@ -86,7 +86,7 @@ def test_finetuning_gain_and_granularity_and_speedup():
 
 
 def test_verdicts_round_trip_through_the_csv(monkeypatch, tmp_path):
-    import paper_repro.report as R
+    import paper_repro.reproduction.outputs as R
 
     monkeypatch.setattr(R, "output_dirs", lambda profile: (tmp_path, tmp_path))
     monkeypatch.setattr(R, "_record", lambda *a, **k: None)

@@ -8,8 +8,9 @@ from torch import nn
 
 from paper_repro.studies.deployment import latency_rows, pt2_diff_in_fresh_process
 from paper_repro.models import build_model
-from paper_repro.surgery import prune_model, save_pruned
-from paper_repro.tables import accuracy_vs_flops, reference_rows
+from paper_repro.surgery import prune_model
+from paper_repro.export import save_pruned
+from paper_repro.reproduction.tables import accuracy_vs_flops, reference_rows
 
 
 class Sleeper(nn.Module):

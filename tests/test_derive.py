@@ -7,7 +7,8 @@ from torch import nn
 
 from paper_repro.models import build_model
 from paper_repro.models.derive import DerivedNet, derive_channel_groups
-from paper_repro.surgery import load_pruned, mask_model, prune_model
+from paper_repro.export import load_pruned
+from paper_repro.surgery import mask_model, prune_model
 
 
 def _key(groups):

@@ -148,7 +148,8 @@ def test_two_processes_match_one_and_resume(tmp_path, monkeypatch, capsys):
     # the method under torchrun, on the teacher just trained (cached in the same runs/ folder)
     pruned = torchrun(["prune", "--arch", "resnet20", "--target", "flops=0.4", "--profile", "smoke", "--device",
                        "cpu", "--epochs", "1"], tmp_path / "ddp")
-    assert pruned["max_abs_logit_diff"] == 0.0 and pruned["params_after"] <= pruned["params_before"]
+    # exact up to float64 rounding: the gap was 0 on an Intel Xeon, 3.6e-12 on an AMD EPYC
+    assert pruned["max_abs_logit_diff"] < 1e-9 and pruned["params_after"] <= pruned["params_before"]
     assert (Path(pruned["run_dir"]) / "summary.json").exists()
 
 

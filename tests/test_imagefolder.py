@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from paper_repro import data as D
+from paper_repro import datasets
 from paper_repro.imagefolder import FolderBatches, count_classes, load_imagefolder, transform
 
 CLASSES = ("cat", "dog", "eel")
@@ -34,15 +35,19 @@ def folder(tmp_path, monkeypatch):
 
 def _batches(ds, **kw):
     args = dict(batch_size=4, mean=D.MEAN["imagefolder"], std=D.STD["imagefolder"], train=True, seed=1)
-    return D.Batches(ds.train, **{**args, **kw})
+    return datasets.batches(ds.train, **{**args, **kw})
 
 
 def test_reads_the_layout_and_the_trainers_batches_dispatch(folder):
-    ds = D.load_cifar("imagefolder", folder)  # the trainers' entry point
+    ds = datasets.load_dataset("imagefolder", folder)  # the trainers' entry point
     assert (ds.num_classes, len(ds.train.y), len(ds.test.y)) == (3, 12, 6) and count_classes(folder) == 3
     assert ds.stamp()["dataset_official"] is False and ds.fingerprint == load_imagefolder(folder).fingerprint
     b = _batches(ds)
     assert isinstance(b, FolderBatches) and len(b) == 3
+    with pytest.raises(ValueError, match="split: .*datasets.batches"):  # plain Batches cannot crop files
+        D.Batches(ds.train, 4, D.MEAN["imagefolder"], D.STD["imagefolder"], train=True)
+    with pytest.raises(ValueError, match="datasets.load_dataset"):
+        D.load_cifar("imagefolder", folder)
     x, y = next(iter(b))
     assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32 and y.shape == (4,)
     sub = D.subset(ds.train, 5, seed=0)  # what train_subset does
@@ -57,7 +62,7 @@ def test_augmentation_is_seeded_per_epoch_and_eval_is_resize_center_crop(folder,
     monkeypatch.setenv("PAPER_REPRO_WORKERS", "1")  # decoding in a worker gives the same crops
     assert all(torch.equal(a, c) for a, c in zip(e0, [x for x, _ in b.set_epoch(0)]))
     assert not torch.equal(e0[0], next(iter(b.set_epoch(1)))[0])
-    ev = D.Batches(ds.test, 6, D.MEAN["imagefolder"], D.STD["imagefolder"], train=False)
+    ev = datasets.batches(ds.test, 6, D.MEAN["imagefolder"], D.STD["imagefolder"], train=False)
     x, y = next(iter(ev))
     ref = transform(False)(Image.open(ds.test.x.paths[0]).convert("RGB")).float()
     mean, std = torch.tensor(D.MEAN["imagefolder"]).view(3, 1, 1), torch.tensor(D.STD["imagefolder"]).view(3, 1, 1)

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-import paper_repro.lanes as L
-from paper_repro.arms import all_arms
+import paper_repro.reproduction.lanes as L
+from paper_repro.reproduction.arms import all_arms
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_each_arms_seconds_count_for_its_notebook_when_it_trained(no_teachers):
 
 def test_arm_status_says_whether_it_trained(monkeypatch):
     """arms.run reports trained=False for a run read from runs/, True once a training epoch ran."""
-    import paper_repro.arms as A
+    import paper_repro.reproduction.arms as A
     from paper_repro import engine
 
     class Fake:

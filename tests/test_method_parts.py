@@ -111,7 +111,7 @@ def test_other_criteria_shapes():
     g = build_model("mobilenetv2", width=0.25).channel_groups()[2]
     for crit in ("l1", "bn", "random"):
         assert channel_scores(g, crit, torch.Generator().manual_seed(0)).shape == (g.width,)
-    with pytest.raises(ValueError, match="criterion: unknown criterion 'norm'.*taylor, l1, bn, random"):
+    with pytest.raises(ValueError, match="criterion: unknown value 'norm'.*taylor, l1, bn, random"):
         channel_scores(g, "norm")
 
 

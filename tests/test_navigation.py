@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from paper_repro import navigation as NAV
-from paper_repro import reading as RD
-from paper_repro.reproduce import notebook_paths
+from paper_repro.reproduction import navigation as NAV
+from paper_repro.reproduction import reading as RD
+from paper_repro.reproduction.notebooks import notebook_paths
 
 
 def _cells(name):
@@ -107,3 +107,22 @@ def test_an_executed_copy_links_its_neighbours_copies_and_its_source(tmp_path):
     shutil.copy(NAV.NOTEBOOKS / "02_method.ipynb", copy)
     NAV.relink_executed(copy, "02_method", "cpu")
     assert nbformat.read(str(copy), as_version=4).cells[0].source == line
+
+
+def test_an_executed_copy_rebases_every_other_relative_link(tmp_path):
+    import nbformat
+
+    md = "[spec](../docs/method.md#ista) · [next](03_ablation_losses.ipynb) · [web](https://x.org) · [top](#a)"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(md),
+        nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/markdown": "![f](../figures/a.png)", "text/html": '<img src="../figures/a.png">'})]),
+    ])
+    path = tmp_path / "02_method.ipynb"
+    nbformat.write(nb, str(path))
+    NAV.relink_executed(path, "02_method", "cpu")
+    cells = nbformat.read(str(path), as_version=4).cells
+    assert cells[0].source == ("[spec](../../../docs/method.md#ista) · [next](03_ablation_losses.ipynb) · "
+                               "[web](https://x.org) · [top](#a)")
+    assert cells[1].outputs[0]["data"] == {"text/markdown": "![f](../../../figures/a.png)",
+                                           "text/html": '<img src="../../../figures/a.png">'}

@@ -3,8 +3,8 @@ holds exactly what the committed results generate, and only `make reproduce` of 
 import pandas as pd
 import pytest
 
-from paper_repro import report as R
-from paper_repro.navigation import TOTAL
+from paper_repro.reproduction import index as R
+from paper_repro.reproduction.navigation import TOTAL
 
 
 def _verdict(claim_id, notebook, value, noise, verdict):

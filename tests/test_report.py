@@ -1,7 +1,7 @@
 """Where tables and figures go: `reproduce` writes the committed folders, a notebook run by hand writes build/."""
 import pandas as pd
 
-import paper_repro.report as R
+import paper_repro.reproduction.outputs as R
 from paper_repro.provenance import ROOT
 
 STAMP = dict(profile="cpu", dataset="cifar10", dataset_official=False, dataset_fingerprint="ab", seed=0,
@@ -68,3 +68,18 @@ def test_published_rows_carry_no_stamp_of_ours(monkeypatch, tmp_path):
     out = R.write_table(df, "main", "cpu", STAMP, published=df["source"].str.startswith("paper"))
     back = pd.read_csv(out)
     assert back["profile"].isna().tolist() == [True, False] and back.loc[1, "device"] == "cpu"
+
+
+def test_the_markdown_states_a_shared_stamp_once_and_keeps_what_varies(monkeypatch, tmp_path):
+    monkeypatch.setattr(R, "ROOT", tmp_path)
+    monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
+    df = pd.DataFrame([dict(arm="a", best_acc=0.91234, note=None, device="cpu:1threads"),
+                       dict(arm="b", best_acc=float("nan"), note="nan", device="cpu:2threads")])
+    out = R.write_table(df, "t", "cpu", {**STAMP, "device": "cpu:2threads"})
+    md = out.with_suffix(".md").read_text().splitlines()
+    header = next(line for line in md if line.startswith("| arm"))
+    assert header == "| arm | best_acc | note | device |"  # constant stamp columns gone, the varying one kept
+    assert "device=varies by row" in md[2] and f"profile={STAMP['profile']}" in md[2]
+    assert "| a | 91.23% | — | cpu:1threads |" in md and "| b | — | — | cpu:2threads |" in md
+    back = pd.read_csv(out)
+    assert {"profile", "commit", "device"} <= set(back.columns)  # the CSV keeps every provenance column

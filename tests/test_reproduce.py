@@ -6,7 +6,7 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-import paper_repro.reproduce as R
+import paper_repro.reproduction.notebooks as R
 from paper_repro.storage import process_start_time
 
 
@@ -74,7 +74,7 @@ def test_one_reproduce_per_profile_at_a_time(notebooks):
 def test_the_end_report_compares_headlines_against_the_noise(tmp_path):
     import pandas as pd
 
-    from paper_repro import headlines as H
+    from paper_repro.reproduction import headlines as H
 
     def write(folder, acc, flops, sigma):
         folder.mkdir(exist_ok=True)

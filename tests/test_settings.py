@@ -2,6 +2,7 @@
 one unknown-key check, one spelling of the compile modes."""
 import pytest
 
+from paper_repro import checks
 from paper_repro import config as C
 
 
@@ -23,10 +24,10 @@ def test_resolver_picks_per_arch_values():
 
 def test_unknown_keys_and_choices_are_one_error_each():
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['lamda'\]; valid: \['epochs', 'lambda_max'\]"):
-        C.check_known({"lamda": 1}, {"epochs", "lambda_max"})
-    C.check_known({"epochs": 1}, {"epochs"})
+        checks.check_known({"lamda": 1}, {"epochs", "lambda_max"})
+    checks.check_known({"epochs": 1}, {"epochs"})
     with pytest.raises(ValueError, match="penalty: unknown value 'x'; valid: a, b"):
-        C.check_choice("penalty", "x", ("a", "b"))
+        checks.check_choice("penalty", "x", ("a", "b"))
 
 
 def test_compile_modes_one_spelling():

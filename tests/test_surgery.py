@@ -12,7 +12,8 @@ from torch import nn
 
 from paper_repro.models import MODELS, build_model
 from paper_repro.storage import CheckpointError
-from paper_repro.surgery import dead_masks, export_onnx, load_pruned, mask_model, prune_model, save_pruned
+from paper_repro.surgery import dead_masks, mask_model, prune_model
+from paper_repro.export import export_onnx, load_pruned, save_pruned
 
 WIDTH, NUM_CLASSES, TOL = 0.25, 10, 1e-4
 # Random dead-channel patterns per arch: pattern 0 = all alive, 1 = all but one dead in every group, the rest

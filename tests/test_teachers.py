@@ -6,6 +6,7 @@ import torch
 import paper_repro.teachers as TC
 import paper_repro.engine as E
 import paper_repro.train as T
+from paper_repro.config import paper_width_overrides
 from paper_repro.storage import CheckpointError, load_checkpoint, save_checkpoint
 
 KW = dict(device="cpu", progress=False)
@@ -25,7 +26,7 @@ def _weights(model):
 
 
 def test_published_teacher_is_loaded_not_trained(committed):
-    rows = TC.train_teachers(["resnet20"], "smoke", **KW)
+    rows = T.train_teachers(["resnet20"], "smoke", **KW)
     assert rows[0]["status"] == "finished"
     d = TC.teacher_dir("resnet20", "smoke")
     for f in ("teacher.pt", "config.json", "metrics.csv", "provenance.json"):
@@ -44,7 +45,7 @@ def test_published_teacher_is_loaded_not_trained(committed):
 @pytest.mark.parametrize("field, value", [("config_key", "000000000000"), ("width", 0.5), ("arch", "resnet32"),
                                           ("dataset_fingerprint", "ffffffffffffffff")])
 def test_mismatched_teacher_is_one_line_naming_the_retrain_command(committed, field, value):
-    TC.train_teachers(["resnet20"], "smoke", **KW)
+    T.train_teachers(["resnet20"], "smoke", **KW)
     path = TC.teacher_dir("resnet20", "smoke") / "teacher.pt"
     ckpt = load_checkpoint(path)
     save_checkpoint(path, {**{k: v for k, v in ckpt.items() if k != "format"}, field: value})
@@ -55,7 +56,7 @@ def test_mismatched_teacher_is_one_line_naming_the_retrain_command(committed, fi
 
 
 def test_truncated_teacher_is_refused(committed):
-    TC.train_teachers(["resnet20"], "smoke", **KW)
+    T.train_teachers(["resnet20"], "smoke", **KW)
     path = TC.teacher_dir("resnet20", "smoke") / "teacher.pt"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
@@ -71,7 +72,7 @@ def test_reproduce_never_trains_a_missing_teacher(committed):
 
 
 def test_interrupted_teachers_resume_from_the_committed_state_alone(committed):
-    whole = TC.train_teachers(["resnet20"], "smoke", **KW)
+    whole = T.train_teachers(["resnet20"], "smoke", **KW)
     whole_model = T.train_baseline("resnet20", "smoke", **KW).model
     TC.teacher_dir("resnet20", "smoke").joinpath("teacher.pt").unlink()
     for f in (committed / "runs").rglob("checkpoint.pt"):
@@ -83,7 +84,7 @@ def test_interrupted_teachers_resume_from_the_committed_state_alone(committed):
     assert (TC.teacher_dir("resnet20", "smoke") / "resume.pt").exists()
     for f in (committed / "runs").rglob("checkpoint.pt"):
         f.unlink()
-    rows = TC.train_teachers(["resnet20"], "smoke", **KW)
+    rows = T.train_teachers(["resnet20"], "smoke", **KW)
     assert rows[0]["status"] == "finished" and rows[0]["test_acc"] == whole[0]["test_acc"]
     resumed = T.train_baseline("resnet20", "smoke", **KW).model
     for k, v in _weights(whole_model).items():
@@ -92,4 +93,20 @@ def test_interrupted_teachers_resume_from_the_committed_state_alone(committed):
 
 def test_teachers_refuse_a_profile_without_committed_teachers(committed):
     with pytest.raises(ValueError, match="profile"):
-        TC.train_teachers(["resnet20"], "paper", **KW)
+        T.train_teachers(["resnet20"], "paper", **KW)
+
+
+def test_paper_width_teacher_has_its_own_folder_and_serves_its_width_only(committed):
+    over = paper_width_overrides("resnet20", "smoke")  # width 0.5; the smoke profile's own is 0.25
+    rows = T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    d = TC.teacher_dir("resnet20", "smoke", 0, over["width"])
+    assert rows[0]["status"] == "finished" and d.name == "resnet20-w0.5-s0" and (d / "teacher.pt").exists()
+    assert not TC.teacher_dir("resnet20", "smoke").exists()  # the profile's own teacher is another one
+    for f in (committed / "runs").rglob("checkpoint.pt"):
+        f.unlink()
+    run = T.train_baseline("resnet20", "smoke", **over, **KW)
+    assert run.checkpoint == d / "teacher.pt" and run.config["width"] == 0.5
+    with pytest.raises(CheckpointError, match=TC.RETRAIN_COMMAND):  # the width-0.25 one was never trained
+        T.train_baseline("resnet20", "smoke", **KW)
+    with pytest.raises(ValueError, match="arch: .*no paper-width teacher"):
+        paper_width_overrides("vgg_small", "smoke")

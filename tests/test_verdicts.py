@@ -4,7 +4,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from paper_repro import verdicts as V
+from paper_repro.reproduction import verdicts as V
 
 
 def test_clear_cases():
@@ -51,7 +51,7 @@ def test_a_notebook_replaces_only_its_own_rows():
 def test_verdicts_file_keeps_other_notebooks_rows_and_stamps(monkeypatch, tmp_path):
     import pandas as pd
 
-    import paper_repro.report as R
+    import paper_repro.reproduction.outputs as R
 
     monkeypatch.setattr(R, "ROOT", tmp_path)
     monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
@@ -64,3 +64,16 @@ def test_verdicts_file_keeps_other_notebooks_rows_and_stamps(monkeypatch, tmp_pa
     t = pd.read_csv(tmp_path / "results" / "verdicts.csv").set_index("claim_id")
     assert t.loc["x", "commit"] == "c1" and t.loc["y", "commit"] == "c2"
     assert t.loc["y", "verdict"] == V.INCONCLUSIVE
+
+
+def test_each_verdict_is_said_in_one_generated_sentence_with_its_interval():
+    v = V.verdict("resnet56_accuracy_kept", "resnet56: almost no loss", "paper", "Δ accuracy vs teacher, points",
+                  -4.98, -1.0, ">=", 0.11, "02_method", noise_source="seeds 0, 1, 2")
+    assert V.interval(v) == pytest.approx((-5.20, -4.76))
+    text = V.sentence(v, "cpu")
+    assert text.startswith("At the cpu profile, Δ accuracy vs teacher, points is -4.98 ± 0.22 (interval -5.20 to "
+                           "-4.76, ±2σ, σ from seeds 0, 1, 2); the claim needs >= -1: **contradicted**.")
+    report = V.VerdictReport(V.verdict_table([v]), [text])
+    assert "[-5.20, -4.76]" in report.table["interval"].iloc[0] and "<li>At the cpu profile" in report._repr_html_()
+    missing = V.verdict("x", "claim x", "paper", "Δ", None, 0.0, ">", 0.0, "08_deployment")
+    assert V.interval(missing) is None and "nothing measured" in V.sentence(missing, "cpu")

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from ..surgery import prune_model
 from .groups import ChannelGroup
 from .registry import register_model
 
@@ -309,8 +310,6 @@ class DerivedNet(nn.Module):
         if len(widths) != len(full) or not all(1 <= int(k) <= w for k, w in zip(widths, full)):
             raise ValueError(f"widths: expected {len(full)} widths, each in [1, its full width] ({full}), got {widths}")
         if [int(k) for k in widths] != full:
-            from ..surgery import prune_model
-
             self.net = prune_model(self, [torch.arange(w) >= int(k) for w, k in zip(full, widths)]).net
 
     def forward(self, x):

@@ -17,10 +17,10 @@ import torch
 from ..config import profile_settings
 from ..engine import eval_batches, evaluate, milestone_epochs, prepare_data, train_batches
 from ..method import finetune, prune_train
+from ..paper import SUBJECT
 from ..provenance import resolve_device
 from ..train import train_baseline
 
-SUBJECT = dict(arch="resnet56", target="flops=0.60")
 
 def budget(profile: str) -> dict:
     """The settings every ablation arm of `profile` trains with (`config.ABLATION_BUDGET`)."""
@@ -131,14 +131,12 @@ def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
     acc[arm_col] = acc[arm_col].astype(str)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(7, 0.4 * len(order) + 2.0), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
-    from ..verdicts import K_SIGMA
-
-    bar_err = 0.0 if noise is None else K_SIGMA * noise.sd_points
+    bar_err = 0.0 if noise is None else noise.spread
     selected = [b for b in (a1.containers[0] if a1.containers else []) if b.get_width() > 0]
     if noise is not None and selected:
         a1.errorbar([b.get_width() for b in selected], [b.get_y() + b.get_height() / 2 for b in selected],
                     xerr=bar_err, fmt="none", ecolor="0.15", elinewidth=1, capsize=2,
-                    label=f"±{K_SIGMA:g}σ ({noise.source})")
+                    label=noise.spread_label)
     for bar in a1.patches:  # the values (past the error bar): on a short budget arms differ by fractions of it
         if bar.get_width() > 0:
             end = bar.get_width() + (bar_err if any(bar is b for b in selected) else 0.0)

@@ -29,6 +29,7 @@ from the same weights (checked); BN recalibration and evaluation see whole split
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +39,23 @@ from torch import nn
 
 from .. import data as D
 from ..allocation import Target, parse_target, pruned_ratio
-from ..config import check_known, check_profile, config_key, profile_settings, resolve_students
+from ..checks import check_choice, check_known
+from ..config import check_profile, config_key, profile_settings, resolve_students
 from ..counting import CostModel, count
 from .. import distributed as DI
 from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
                      timed_epoch, train_batches, training_state)
+from ..export import write_pruned_state
 from ..ista import scaled_lambda
+from ..paper import SUBJECT
 from ..provenance import device_name, git_commit, resolve_device
 from ..runlock import holds_run_locks, lock_run_folder
 from ..sensitivity import smallest_mask
 from ..storage import save_checkpoint, write_json
 from ..surgery import logit_gap, mask_model, prune_model
+from .ablation import budget
+from .ablation import teacher as ablation_teacher
 
 ARMS = ("l1_uniform", "l1_global", "slimming")
 NORMALISERS = ("mean", "max", "none")
@@ -74,8 +80,7 @@ ARM_INFO = {
 
 
 def check_arm(arm: str) -> str:
-    if arm not in ARMS:
-        raise ValueError(f"arm: unknown classic arm {arm!r}; valid: {', '.join(ARMS)}")
+    check_choice("arm", arm, ARMS)
     return arm
 
 
@@ -94,8 +99,7 @@ def bn_scores(model: nn.Module) -> list[torch.Tensor]:
 
 def normalise(scores: list[torch.Tensor], how: str = "mean") -> list[torch.Tensor]:
     """Make scores comparable across layers: divide each layer's by its mean or max ("none": unchanged)."""
-    if how not in NORMALISERS:
-        raise ValueError(f"normaliser: unknown value {how!r}; valid: {', '.join(NORMALISERS)}")
+    check_choice("normaliser", how, NORMALISERS)
     if how == "none":
         return [s.clone() for s in scores]
     return [s / (s.mean() if how == "mean" else s.max()).clamp_min(1e-12) for s in scores]
@@ -199,8 +203,6 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
 def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, arch: str | None = None,
                     **overrides) -> dict:
     """Flat settings of one classic arm; epochs and train_subset come from `ablation.budget(profile)`."""
-    from .ablation import SUBJECT, budget
-
     check_arm(arm)
     check_profile(profile)
     arch = arch or SUBJECT["arch"]
@@ -241,10 +243,6 @@ def _summary_path(rdir: Path) -> Path:
 def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
                 target=None, data_dir=None, download: bool = True, **overrides) -> ClassicRun:
     """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels."""
-    import json
-
-    from .ablation import teacher as ablation_teacher
-
     cfg = resolve_classic(arm, profile, seed, target, **overrides)
     tgt: Target = parse_target(cfg["target"])
     dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
@@ -313,13 +311,10 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     _, acc_final = evaluate(pruned, test_b, dev)
     before, after = count(teacher), count(pruned)
     if DI.is_main():
-        save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"],
-                                                       width=b["width"], widths=widths,
-                                                       state_dict={k: v.detach().cpu() for k, v in
-                                                                   pruned.state_dict().items()}))
+        write_pruned_state(rdir, cfg["arch"], b["num_classes"], b["width"], widths,
+                           {k: v.detach().cpu() for k, v in pruned.state_dict().items()})
     flops_pruned = 1 - after["macs"] / before["macs"]
     params_pruned = 1 - after["params"] / before["params"]
-    achieved = flops_pruned if tgt.kind == "flops" else params_pruned
     summary = dict(
         arm=arm, **ARM_INFO[arm], label_use="labels", config_key=key, arch=cfg["arch"], target=cfg["target"],
         profile=profile, seed=seed, sparse_epochs=cfg["sparse_epochs"], finetune_epochs=cfg["finetune_epochs"],
@@ -329,7 +324,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         predicted_before_finetune=predicted_cut, predicted_bn_recalibrated=predicted_recal,
         test_class_counts=torch.bincount(test_split.y.cpu(), minlength=nc).tolist(), params_before=before["params"],
         params_after=after["params"], macs_before=before["macs"], macs_after=after["macs"],
-        params_pruned=params_pruned, flops_pruned=flops_pruned, target_met=bool(achieved >= tgt.ratio - 1e-9),
+        params_pruned=params_pruned, flops_pruned=flops_pruned, target_met=tgt.met(params_pruned, flops_pruned),
         uniform_fraction=info.get("fraction", float("nan")), global_threshold=info.get("threshold", float("nan")),
         max_abs_logit_diff=gap, widths=widths, full_widths=cost_model.widths, train_seconds=seconds,
         lr_steps=steps_x_lr, metrics=metrics, device=device_name(dev), commit=git_commit(), **ds.stamp(),

@@ -15,8 +15,11 @@ from pathlib import Path
 import torch
 
 from .. import data as D
+from ..counting import count
 from ..engine import prepare_data
-from ..surgery import export_onnx
+from ..models import build_model
+from ..paper import PAPER_RUNS
+from ..export import export_onnx
 from .latency import REPEATS, WARMUP, measure_latency
 
 
@@ -61,8 +64,6 @@ def scale_widths(widths, from_width: float, full_widths) -> list[int]:
 def paper_run_widths(arch: str, runs_dir=None):
     """(widths, source) from a recorded paper-profile run of `arch` (results/paper/runs/<arch>-*/widths.json,
     width 1.0), or None when there is none."""
-    from ..tables import PAPER_RUNS
-
     found = sorted(Path(runs_dir or PAPER_RUNS).glob(f"{arch}-*/widths.json"))
     for path in found:
         w = json.loads(path.read_text())
@@ -76,9 +77,6 @@ def full_width_rows(arch: str, widths, source: str, summary_width: float, batch_
     """Latency at the paper's width (1.0): the dense network vs one with the pruned `widths` (already at width
     1.0), both freshly built (random weights). `source` says where the widths came from (a paper-profile run's
     widths.json, or a cpu run's scaled by `scale_widths`); `summary_width` is the width they were chosen at."""
-    from ..counting import count
-    from ..models import build_model
-
     torch.manual_seed(0)
     dense = build_model(arch, num_classes, width=1.0).eval()
     pruned = build_model(arch, num_classes, width=1.0, widths=widths).eval()

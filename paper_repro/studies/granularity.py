@@ -24,6 +24,7 @@ import copy
 import torch
 from torch import nn
 
+from ..checks import check_choice
 from ..counting import count_macs
 from ..sensitivity import smallest_mask
 from ..surgery import logit_gap, mask_model, prune_model
@@ -35,8 +36,7 @@ UNIT = {"fine": "1 weight", "vector": "1×k row of a kernel", "kernel": "k×k ke
 
 
 def check_granularity(granularity: str) -> str:
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity: unknown value {granularity!r}; valid: {', '.join(GRANULARITIES)}")
+    check_choice("granularity", granularity, GRANULARITIES)
     return granularity
 
 

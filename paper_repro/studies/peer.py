@@ -44,19 +44,24 @@ import torch
 import torch.nn.functional as F
 
 from ..allocation import parse_target
-from ..config import check_choice, check_known, check_profile, config_key, resolve_baseline, resolve_students
+from ..checks import check_choice, check_known
+from ..config import check_profile, config_key, resolve_baseline, resolve_students
 from ..counting import CostModel, count
 from .. import distributed as DI
 from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
                      prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
                      train_batches, training_state)
+from ..export import write_pruned_state
 from ..losses import kd_loss
+from ..method import prune_train
 from ..models import build_model
+from ..paper import SUBJECT
 from ..provenance import device_name, git_commit
 from ..runlock import holds_run_locks, lock_run_folder
 from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
 from ..surgery import logit_gap
 from ..train import load_teacher, train_baseline
+from . import ablation
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -162,7 +167,7 @@ def prune_to_target(model, pruner, cost_model: CostModel, tgt) -> tuple[int, boo
     steps = 0
     while True:
         pp, fp = achieved(cost_model, model.widths())
-        if (pp if tgt.kind == "params" else fp) >= tgt.ratio - 1e-9:
+        if tgt.met(pp, fp):
             return steps, True
         if pruner.current_step >= pruner.iterative_steps:
             return steps, False
@@ -299,9 +304,8 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, c
         widths=widths, full_widths=cost_model.widths, max_abs_logit_diff_rebuilt=diff,
     )
     if DI.is_main():
-        save_checkpoint(rdir / "pruned_state.pt", dict(arch=cfg["arch"], num_classes=b["num_classes"],
-                                                       width=b["width"], widths=widths, state_dict=state,
-                                                       config_key=key, metrics=metrics))
+        write_pruned_state(rdir, cfg["arch"], b["num_classes"], b["width"], widths, state, config_key=key,
+                           metrics=metrics)
         write_json(rdir / "summary.json", summary)
     DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
     return summary, model
@@ -331,10 +335,7 @@ def ours_run(profile: str, seed: int = 0, device: str = "auto", students: int = 
     """Our arm as `ablation.run_arm(arm, profile, seed, students=students)` trains it: the same call, hence the
     same cached run under runs/prune/; returned whole (MethodRun) so that its pruned network can be counted
     and its widths plotted. `ablation.arm_row(arm, run)` gives the row `run_arm` would."""
-    from .ablation import SUBJECT, budget, teacher, teacher_checkpoint
-    from ..method import prune_train
-
-    t = teacher(profile, seed, device)
+    t = ablation.teacher(profile, seed, device)
     return prune_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,
-                       teacher=teacher_checkpoint(t), progress=progress, export=False,
-                       **{**budget(profile), "students": students})
+                       teacher=ablation.teacher_checkpoint(t), progress=progress, export=False,
+                       **{**ablation.budget(profile), "students": students})

@@ -1,12 +1,15 @@
 """Tables that put our runs beside the published numbers (references/reference_numbers.csv, with sources)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from .provenance import ROOT
+from ..paper import PAPER_RUNS, SUBJECT
+from ..provenance import ROOT
+from ..train import run_dir_for
 
 REFERENCES = ROOT / "references" / "reference_numbers.csv"
 
@@ -54,14 +57,9 @@ def main_table(runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PAPER_RUNS = ROOT / "results" / "paper" / "runs"
-
-
 def _teacher_run_name(method_cfg: dict) -> str:
     """The run folder name of a method run's teacher: the given checkpoint's folder, else the cached baseline of
     its `baseline` settings (the folder train_baseline used)."""
-    from .train import run_dir_for
-
     if method_cfg.get("teacher_checkpoint"):
         return Path(method_cfg["teacher_checkpoint"]).parent.name
     return run_dir_for(method_cfg["baseline"]).name
@@ -70,9 +68,6 @@ def _teacher_run_name(method_cfg: dict) -> str:
 def recorded_runs(folder=PAPER_RUNS) -> pd.DataFrame:
     """One row per recorded method run (summary.json + config.json + its teacher's metrics.csv), e.g. the
     paper-recipe runs made on a GPU. Values are read from the run's own files, never typed."""
-    import json
-    from pathlib import Path
-
     rows = []
     for summary_path in sorted(Path(folder).glob("*/summary.json")):
         s = json.loads(summary_path.read_text())
@@ -128,7 +123,6 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     references/reference_numbers.csv whose FLOPs reduction and Δ accuracy are both numbers. Each side's Δ is
     against its own baseline: the budgets and data differ, so absolute accuracies are not comparable. `device`:
     where our row was trained (None for published rows), for the figure's stamp."""
-    from .studies.ablation import SUBJECT
 
     rows = []
     for name, (kind, acc_col) in OTHER_METHODS.items():

@@ -11,11 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from pathlib import Path
 
-from .provenance import ROOT
-from .storage import write_text
+import nbformat
+
+from .. import engine
+from ..provenance import ROOT
+from ..storage import write_text
+from .outputs import committed_dirs
 
 NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00_index"
@@ -60,22 +65,37 @@ def nav_markdown(name: str, profile: str = "cpu", executed: bool = False) -> str
     return " · ".join(parts)
 
 
-def relink_executed(path, name: str, profile: str) -> None:
-    """Give an executed copy its own navigation line (links that work from notebooks/executed/<profile>/)."""
-    import nbformat
+# A relative link in markdown ([text](target), ![alt](target)) or HTML (href=, src=); URLs and #anchors excluded.
+_LINK = re.compile(r"""(\]\(\s*<?|\b(?:href|src)\s*=\s*["'])(?![a-zA-Z][a-zA-Z0-9+.-]*:|//|#|/)([^)\s"'>]+)""")
+_SIBLING = re.compile(r"^[0-9][0-9]_[^/]*\.ipynb(?:#.*)?$")  # another numbered notebook: its executed copy is beside
 
+
+def rebase_links(text: str, prefix: str) -> str:
+    """`text` with every relative link that is not a sibling notebook moved under `prefix` (e.g. '../../'): a
+    notebook's links are written from notebooks/, its executed copy lies two folders deeper."""
+    return _LINK.sub(lambda m: m[0] if _SIBLING.match(m[2]) else f"{m[1]}{prefix}{m[2]}", text)
+
+
+def relink_executed(path, name: str, profile: str) -> None:
+    """Make an executed copy's links work from notebooks/executed/<profile>/: its own navigation line, and every
+    other relative link (in markdown cells and in markdown or HTML outputs) rebased by `rebase_links`."""
     if not json.loads(Path(path).read_text()).get("cells"):  # nothing to relink (e.g. a test's stand-in file)
         return
     nb = nbformat.read(str(path), as_version=4)
-    first = nb.cells[0]
-    if first is not None and "nav" in first.metadata.get("tags", []):
-        first.source = nav_markdown(name, profile, executed=True)
-        nbformat.write(nb, str(path))
+    prefix = "../" * len(Path("executed", profile).parts)
+    for i, cell in enumerate(nb.cells):
+        if i == 0 and "nav" in cell.metadata.get("tags", []):
+            cell.source = nav_markdown(name, profile, executed=True)
+        elif cell.cell_type == "markdown":
+            cell.source = rebase_links(cell.source, prefix)
+        for out in cell.get("outputs", []):
+            for kind in ("text/markdown", "text/html"):
+                if kind in out.get("data", {}):
+                    out["data"][kind] = rebase_links(out["data"][kind], prefix)
+    nbformat.write(nb, str(path))
 
 
 def _runtimes_path(profile: str) -> Path:
-    from .report import committed_dirs
-
     return committed_dirs(profile)[0] / "notebook_runtimes.csv"
 
 
@@ -102,7 +122,7 @@ def record_runtime(profile: str, name: str, seconds: float, trained: bool, commi
     write_text(_runtimes_path(profile), buf.getvalue())
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
@@ -115,8 +135,8 @@ def runtime_text(name: str, profile: str) -> str:
     for k in ("cold", "cached"):
         if k in got:
             lane = float(got[k].get("lane_seconds") or 0)
-            of = f", of which {_human(lane)} training its runs in the lanes" if lane else ""
-            parts.append(f"{k} {_human(float(got[k]['seconds']))} ({got[k]['when']}{of})")
+            of = f", of which {human_duration(lane)} training its runs in the lanes" if lane else ""
+            parts.append(f"{k} {human_duration(float(got[k]['seconds']))} ({got[k]['when']}{of})")
     return (f"Runtime in `make reproduce` ({profile} profile), as recorded before this copy ran: " + ", ".join(parts)
             + ". Cold: the notebook's runs were trained (by it, or first in `reproduce --lanes`, one thread per "
               "lane; a run shared by several notebooks counts for the first); cached: it read them from runs/.")
@@ -124,7 +144,7 @@ def runtime_text(name: str, profile: str) -> str:
 
 def runtime_note(name: str, profile: str) -> None:
     """Show `runtime_text` as a line of markdown in the notebook."""
-    from IPython.display import Markdown, display
+    from IPython.display import Markdown, display  # on use: only a notebook shows it
 
     display(Markdown(runtime_text(name, profile)))
 
@@ -142,9 +162,7 @@ def runs_snapshot(profile: str, runs=None) -> dict:
     whether a notebook trained anything. Other profiles' runs are left out: a `make test` beside a `make reproduce`
     writes smoke runs into the same folder. A folder whose name carries the profile (…-<profile>-s<seed>-…) counts
     even before its config.json is written."""
-    if runs is None:
-        from .engine import RUNS as runs
-    runs = Path(runs)
+    runs = Path(engine.RUNS if runs is None else runs)  # engine.RUNS read now: $PAPER_REPRO_RUNS, or a test's
     if not runs.exists():
         return {}
     out = {}
@@ -159,7 +177,7 @@ def index_markdown(profile: str) -> str:
     """The notebooks in reading order: link, title, and their runtimes in the last `make reproduce`."""
     times = {}
     for r in read_runtimes(profile):
-        times.setdefault(r["notebook"], {})[r["kind"]] = _human(float(r["seconds"]))
+        times.setdefault(r["notebook"], {})[r["kind"]] = human_duration(float(r["seconds"]))
     lines = ["| notebook | what it answers | cold | cached |", "|---|---|---|---|"]  # cold includes lane time
     for name in notebook_names():
         if name == INDEX:
@@ -176,8 +194,6 @@ def index_markdown(profile: str) -> str:
 
 def figures_markdown(profile: str) -> str:
     """Every figure `make reproduce` wrote, with its caption and the notebook that made it."""
-    from .report import committed_dirs
-
     res, figs = committed_dirs(profile)
     path = res / "outputs.json"
     manifest = json.loads(path.read_text()) if path.exists() else {}

@@ -21,6 +21,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..method import resolve_method
+from ..paper import SUBJECT
+from ..studies.ablation import budget
+from ..train import train_baseline
+from .arms import all_arms, teacher_archs
+
 # Relative cost of one training image for one network (forward + backward at the cpu widths), from the cpu
 # s/epoch of the committed teachers; only the order of the queue depends on it.
 ARCH_COST = {"mobilenetv2": 3.0, "resnet56": 1.0, "vgg_small": 0.35}
@@ -56,9 +62,6 @@ def _arm_status(stdout: str | None) -> dict:
 
 def arm_cost(arm, profile: str) -> float:
     """Estimated training work of one arm (arbitrary units): images x epochs x networks trained at once."""
-    from .studies.ablation import SUBJECT, budget
-    from .method import resolve_method
-
     s = arm.settings
     arch = s.get("arch", SUBJECT["arch"])
     if arm.kind in ("main", "noise", "prune"):
@@ -75,8 +78,6 @@ def arm_cost(arm, profile: str) -> float:
 
 def queue(profile: str, seed: int = 0) -> list[str]:
     """Every arm's name, longest first (ties: notebook order)."""
-    from .arms import all_arms
-
     arms = all_arms(profile, seed)
     return sorted(arms, key=lambda n: -arm_cost(arms[n], profile))
 
@@ -88,9 +89,6 @@ def arm_command(name: str, profile: str, seed: int, threads: int) -> list[str]:
 
 def _teachers(profile: str, seed: int) -> None:
     """Load (committed or cached) or train each teacher the arms need, one at a time, before any lane starts."""
-    from .arms import teacher_archs
-    from .train import train_baseline
-
     for arch in teacher_archs():
         train_baseline(arch, profile, seed, progress=False)
 
@@ -102,8 +100,6 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
         raise ValueError(f"lanes: must be an integer >= 1, got {lanes!r}")
     t0 = time.perf_counter()
     _teachers(profile, seed)
-    from .arms import all_arms
-
     arms = all_arms(profile, seed)
     names = queue(profile, seed)
     report = LaneReport(0.0)

@@ -11,6 +11,7 @@ the params and FLOPs pruned (results/main_table.csv).
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,8 +20,6 @@ from .verdicts import K_SIGMA
 
 def snapshot(results_dir) -> dict:
     """The headline numbers of the tables in `results_dir` now: {(what, network): value in %}, plus σ by network."""
-    from pathlib import Path
-
     res = Path(results_dir)
     out = {"values": {}, "sigma": {}}
     base = _read(res / "baselines.csv")

@@ -15,7 +15,10 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from .config import profile_settings
+from ..config import profile_settings
+from ..method import prune_train
+from ..train import train_baseline
+from .verdicts import K_SIGMA
 
 
 def noise_seeds(profile: str, arch: str | None = None) -> tuple[int, ...]:
@@ -29,6 +32,15 @@ class Noise:
     sd_points: float
     source: str  # "seeds 0, 1, 2" or "test-set sampling (one seed)"
     values_points: list[float] = field(default_factory=list)
+
+    @property
+    def spread(self) -> float:
+        """Half-width of the interval a verdict rests on: K_SIGMA·σ, in points."""
+        return K_SIGMA * self.sd_points
+
+    @property
+    def spread_label(self) -> str:
+        return f"±{K_SIGMA:g}σ ({self.source})"
 
     def describe(self) -> str:
         return f"σ = {self.sd_points:.2f} pts ({self.source})"
@@ -55,9 +67,6 @@ def method_noise(arch: str, target: str, profile: str, seeds=None, device: str =
     `seeds` (default: the profile's). Every seed is taught by one teacher: `first`'s (a MethodRun the caller
     already has, reused for its own seed), else the profile's seed-0 baseline. Runs are cached like any other,
     so only the seeds not run before cost anything."""
-    from .method import prune_train
-    from .train import train_baseline
-
     seeds = tuple(noise_seeds(profile, arch) if seeds is None else seeds)
     if not seeds:
         raise ValueError("seeds: at least one seed")

@@ -15,20 +15,34 @@ import os
 import time
 from pathlib import Path
 
+import papermill as pm
+from jupyter_client.manager import KernelManager
+from papermill.exceptions import PapermillExecutionError
+
+from ..config import ENV_PROFILE, check_profile
+from ..engine import ENV_PROGRESS
+from ..provenance import ROOT, git_commit
+from ..runlock import run_lock
+from ..storage import write_text
 from . import headlines
-from .config import ENV_PROFILE, check_profile
+from .index import write_index, write_readme_summary
+from .lanes import fill_cache
 from .navigation import INDEX, TOTAL, record_runtime, relink_executed, runs_snapshot
-from .provenance import ROOT, git_commit
-from .report import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs, write_index, write_readme_summary
-from .runlock import run_lock
-from .storage import write_text
-from .engine import ENV_PROGRESS
+from .outputs import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs
 
 NOTEBOOKS = ROOT / "notebooks"
 
 
 class NotebookError(RuntimeError):
     pass
+
+
+class LocalKernelManager(KernelManager):
+    """A kernel reached through local (IPC) sockets, not TCP ports: nothing listens on the network, and ipykernel
+    has no reason to warn, for every notebook, that it "is running over TCP without encryption"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"transport": "ipc", **kwargs})
 
 
 def failure_line(nb: Path, e) -> str:
@@ -76,8 +90,6 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
     t_all = time.perf_counter()
     with run_lock(out_dir):  # also removes the temporary copies a killed run left there
         if lanes > 1 and not names:
-            from .lanes import fill_cache
-
             print(f"[reproduce] training every arm of notebooks 02-07 in {lanes} lanes", flush=True)
             lane_report = fill_cache(profile, lanes)
             record_runtime(profile, f"arms in {lanes} lanes", lane_report.seconds, lane_report.trained, git_commit())
@@ -100,9 +112,6 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
 def _run(paths, profile, out_dir, force, lane_report=None) -> bool:
     """Run each notebook; its cold time also counts the lane seconds of the runs it owns (`lane_report`). True when
     a notebook trained something."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     stamp_dir = ROOT / "build" / "stamps" / profile
     any_trained = False
     for nb in paths:
@@ -122,7 +131,8 @@ def _run(paths, profile, out_dir, force, lane_report=None) -> bool:
         before = runs_snapshot(profile)
         try:
             pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
-                                cwd=str(NOTEBOOKS), progress_bar=False)
+                                cwd=str(NOTEBOOKS), progress_bar=False,
+                                kernel_manager_class=LocalKernelManager)
             relink_executed(tmp, nb.stem, profile)
             os.replace(tmp, out)
         except PapermillExecutionError as e:

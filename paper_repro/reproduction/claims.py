@@ -25,7 +25,7 @@ PAPER = "paper, abstract"  # the claims' source in the paper (its tables are los
 # The main table's claims [paper]: (ratio kind, the paper's ratio, its accuracy words).
 PAPER_CLAIMS = {
     "vgg_small": ("params", 0.93, "", "+0.1 points of accuracy"),
-    # [chosen] the paper reports 60.33%; the runs target 60% (campaign.PAPER_TARGETS, as issue 11's goal)
+    # [chosen] the paper reports 60.33%; the runs target 60% (paper.PAPER_TARGETS, as issue 11's goal)
     "resnet56": ("flops", 0.60, " (the paper reports 60.33%)", "almost no accuracy loss"),
     "mobilenetv2": ("flops", 0.667, " (the paper's 3× read as a FLOPs ratio)", "no accuracy drop"),
 }

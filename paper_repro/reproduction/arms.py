@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import config_key
+from ..config import config_key
+from ..engine import epochs_run
+from ..method import prune_train, resolve_method
+from ..paper import PAPER_TARGETS, SUBJECT
+from ..studies import ablation, classic, peer
+from ..studies.ablation import budget, shared_budget
+from ..studies.peer import resolve_peer
+from .noise import method_noise, noise_seeds
 
 # Notebook parameters (defaults of their papermill cells).
 STUDENTS_03 = 2
@@ -48,9 +55,6 @@ class Arm:
 
 def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
     """(name, notebook, overrides of ablation.run_arm) of 03, 04, 05 and 06/07's own arm."""
-    from .studies.ablation import SUBJECT, budget
-    from .method import resolve_method
-
     out = [(f"03-{_slug(a)}", "03_ablation_losses", dict(students=STUDENTS_03, **o)) for a, o in ARMS_03.items()]
     out += [(f"04-students-{n}", "04_ablation_students", dict(students=n)) for n in STUDENT_COUNTS_04]
     lam = resolve_method(SUBJECT["arch"], SUBJECT["target"], profile, 0, students=STUDENTS_05,
@@ -70,12 +74,6 @@ def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
 
 def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
     """Every distinct run of notebooks 02-07 on `profile`, by name, in notebook order."""
-    from .studies import classic
-    from .studies.ablation import SUBJECT, budget, shared_budget
-    from .campaign import PAPER_TARGETS
-    from .method import resolve_method
-    from .studies.peer import resolve_peer
-
     arms, seen = {}, {}
 
     def add(name, notebook, kind, settings, resolved):
@@ -96,8 +94,6 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
         add(f"06-{arm}", "06_classic_baselines", "classic", dict(arm=arm), classic.resolve_classic(arm, profile, seed))
     # The notebooks' noise runs (noise.method_noise): the reference settings again with the other seeds, all
     # taught by the seed-0 teacher. 02: each network; 03-07: the reference arms (N = 2 shared by 03, 04, 06, 07).
-    from .noise import noise_seeds
-
     every = dict.fromkeys(n for a in [SUBJECT["arch"], *PAPER_TARGETS] for n in noise_seeds(profile, a))
     for n in (x for x in every if x != seed):
         for arch, target in PAPER_TARGETS.items():
@@ -124,9 +120,6 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
 
 
 def teacher_archs() -> list[str]:
-    from .studies.ablation import SUBJECT
-    from .campaign import PAPER_TARGETS
-
     return list(dict.fromkeys([SUBJECT["arch"], *PAPER_TARGETS]))
 
 
@@ -139,10 +132,6 @@ def commands(profile: str, seed: int = 0, teachers: bool = False) -> list[str]:
 
 def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
     """Train (or load) arm `name` by the notebook's own call; returns a one-line status."""
-    from .studies import ablation, classic, peer
-    from .engine import epochs_run
-    from .method import prune_train
-
     epochs_before = epochs_run()
     arms = all_arms(profile, seed)
     if name not in arms:
@@ -150,8 +139,6 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
                          f"python -m paper_repro arms --profile {profile}")
     a, s = arms[name], arms[name].settings
     if a.kind == "noise":  # one seed of noise.method_noise's call
-        from .noise import method_noise
-
         over = {k: v for k, v in s.items() if k not in ("arch", "target", "seed")}
         n = method_noise(s["arch"], s["target"], profile, (s["seed"],), device, **over)
         done = {"acc_points": n.values_points[0]}
@@ -166,7 +153,7 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto") -> dict:
         done = {"run_dir": str(r.run_dir)}
     else:
         t = ablation.teacher(profile, seed, device)
-        r = peer.peer_train(ablation.SUBJECT["arch"], ablation.SUBJECT["target"], profile, seed, device=device,
+        r = peer.peer_train(SUBJECT["arch"], SUBJECT["target"], profile, seed, device=device,
                             teacher=ablation.teacher_checkpoint(t), progress=False, **s)
         done = {"run_dir": str(r.run_dir)}
     # trained: False when the run was read from runs/ (what `reproduce --lanes` counts as a notebook's cold time)

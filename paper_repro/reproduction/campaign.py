@@ -20,23 +20,19 @@ import shutil
 import time
 from pathlib import Path
 
-from . import teachers as T
-from .engine import run_folder
-from .method import prune_train
-from .storage import copy_if_further, write_bytes
-from .tables import PAPER_RUNS
-from .train import run_dir_for, train_baseline
+from .. import teachers as T
+from ..engine import run_folder
+from ..method import prune_train
+from ..paper import CARRY, PAPER_RUNS, PAPER_TARGETS
+from ..storage import copy_if_further, write_bytes
+from ..train import run_dir_for, train_baseline, train_teachers
 
-# The paper's headline targets (docs/method.md §7): VGG-Small −93% params, ResNet-56 −60% FLOPs, MobileNetV2 "3×"
-# read as a FLOPs ratio. Notebook 02 uses the same.
-PAPER_TARGETS = {"vgg_small": "params=0.93", "resnet56": "flops=0.60", "mobilenetv2": "flops=0.667"}
 ORDER = ("resnet56", "mobilenetv2", "vgg_small")  # resnet56 first: the cheapest complete row (issue 5)
 # What a record keeps: everything but checkpoints and exports (MBs each, and binary).
 RECORD_FILES = {"baselines": ("config.json", "metrics.csv"),
                 "prune": ("config.json", "metrics.csv", "summary.json", "widths.json")}
 
 
-CARRY = PAPER_RUNS.parent / "carry"  # results/paper/carry: unfinished method runs, for the next window
 
 
 def record_run(run_dir, kind: str, dest=PAPER_RUNS, name: str | None = None) -> Path:
@@ -104,7 +100,7 @@ def run_campaign(archs=ORDER, profile: str = "paper", budget_s: float | None = N
         carry_in(carry)
     for arch in archs:
         if T.is_committed_profile(profile):  # the teacher's state lives in teachers/<profile>/ between windows
-            t = T.train_teachers([arch], profile, seed, budget_s=left(), **common)[0]
+            t = train_teachers([arch], profile, seed, budget_s=left(), **common)[0]
             if not t["status"].startswith("finished"):
                 status.append(dict(arch=arch, baseline_epochs=f"{t.get('epochs_done', 0)}/{t.get('epochs', '?')}",
                                    baseline_dir=t["folder"]))

@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from ..checks import check_choice
+from . import outputs
+from .reading import show_all
+
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("supported", "contradicted", "inconclusive (within noise)",
                                                        "not testable at this profile")
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
@@ -30,8 +34,7 @@ K_SIGMA = 2.0  # about a 95% interval for a normal noise
 def judge(value: float | None, threshold: float, direction: str = ">", noise: float = 0.0,
           k: float = K_SIGMA) -> str:
     """The verdict on `value direction threshold` given the noise σ of `value` (see the module docstring)."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: unknown {direction!r}; valid: {', '.join(DIRECTIONS)}")
+    check_choice("direction", direction, DIRECTIONS)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NOT_TESTABLE
     if noise is None or math.isnan(noise) or noise < 0:
@@ -73,19 +76,60 @@ def verdict(claim_id: str, claim: str, source: str, measured: str, value, thresh
                    noise_source or ("exact" if not noise else ""))
 
 
-def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """For reading: the claim, the measurement ± 2σ, the verdict, where it is shown (shown whole, no `...`)."""
-    from .reading import show_all
+def interval(v: Verdict) -> tuple[float, float] | None:
+    """The interval the verdict rests on: value ± K_SIGMA·σ (None when nothing was measured)."""
+    if v.value is None or (isinstance(v.value, float) and math.isnan(v.value)):
+        return None
+    return v.value - K_SIGMA * v.noise, v.value + K_SIGMA * v.noise
 
+
+def _shown(v: Verdict) -> str:
+    if interval(v) is None:
+        return "—"
+    return f"{v.value:+.2f}" + (f" ± {K_SIGMA * v.noise:.2f}" if v.noise else "")
+
+
+def sentence(v: Verdict, profile: str) -> str:
+    """The verdict in words, every number from the row: what was measured, its interval, the claim's test."""
+    if interval(v) is None:
+        return f"{v.claim}: nothing measured at the {profile} profile: {v.verdict}."
+    lo, hi = interval(v)
+    spread = (f" (interval {lo:+.2f} to {hi:+.2f}, ±{K_SIGMA:g}σ, σ from {v.noise_source})" if v.noise else
+              f" ({v.noise_source or 'exact'})")
+    return (f"At the {profile} profile, {v.measured} is {_shown(v)}{spread}; the claim needs {v.direction} "
+            f"{v.threshold:g}: **{v.verdict}**. ({v.claim})")
+
+
+@dataclass
+class VerdictReport:
+    """What a notebook's verdict cell shows: the table, then one generated sentence per claim."""
+    table: pd.DataFrame
+    sentences: list[str]
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{s.replace('**', '')}</li>" for s in self.sentences)
+        return self.table.to_html(index=False) + (f"<ul>{items}</ul>" if items else "")
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- {s}" for s in self.sentences)
+
+    def __repr__(self) -> str:
+        return self.table.to_string(index=False) + "".join(f"\n- {s}" for s in self.sentences)
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """For reading: the claim, the measurement ± 2σ and its interval, the verdict, where it is shown (shown
+    whole, no `...`)."""
     show_all()
     rows = []
     for v in verdicts:
-        spread = f" ± {K_SIGMA * v.noise:.2f}" if v.noise else ""
-        shown = f"{v.value:+.2f}{spread}" if v.value is not None else "—"
-        rows.append({"claim": v.claim, "source": v.source, "measured": f"{v.measured}: {shown}",
+        span = interval(v)
+        rows.append({"claim": v.claim, "source": v.source, "measured": f"{v.measured}: {_shown(v)}",
+                     "interval": "—" if span is None else f"[{span[0]:+.2f}, {span[1]:+.2f}]",
                      "test": f"{v.direction} {v.threshold:g}", "noise": v.noise_source, "verdict": v.verdict,
                      "where": f"{v.notebook}" + (f", figure {v.figure}" if v.figure else "")})
-    return pd.DataFrame(rows, columns=["claim", "source", "measured", "test", "noise", "verdict", "where"])
+    return pd.DataFrame(rows, columns=["claim", "source", "measured", "interval", "test", "noise", "verdict",
+                                       "where"])
 
 
 def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[Verdict]) -> pd.DataFrame:
@@ -97,30 +141,28 @@ def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[
     return merged.sort_values("notebook", kind="stable", ignore_index=True)  # notebook order, whoever ran last
 
 
-def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict) -> pd.DataFrame:
-    """Replace `notebook`'s rows of results/verdicts.csv (+ .md) with `verdicts`; returns the reading table."""
-    from .report import output_dirs, write_table
-
-    path = output_dirs(profile)[0] / "verdicts.csv"
+def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict) -> VerdictReport:
+    """Replace `notebook`'s rows of results/verdicts.csv (+ .md) with `verdicts`; returns what the notebook
+    shows: the reading table and one sentence per claim."""
+    path = outputs.output_dirs(profile)[0] / "verdicts.csv"
     existing = _read_csv(path) if path.exists() else None
     table = merge_verdicts(existing, notebook, verdicts)
     for k, v in stamp.items():  # this notebook's rows carry its stamp; the others keep theirs
         if k not in table.columns:
             table[k] = None
         table.loc[table["notebook"] == notebook, k] = v
-    write_table(table, "verdicts", profile, stamp, title="Verdicts: the paper's claims against our measurements",
+    outputs.write_table(table, "verdicts", profile, stamp, title="Verdicts: the paper's claims against our measurements",
                 notes=f"supported / contradicted: the whole interval value ± {K_SIGMA:g}σ lies on one side of the "
                       "threshold; inconclusive: it straddles it (a difference within the run-to-run noise); "
-                      "not testable: not measured at this profile. σ: standard deviation over seeds (√2σ for a "
-                      "difference of two arms); 0 for deterministic quantities.")
-    return verdict_table(verdicts)
+                      "not testable: not measured at this profile. noise: σ of the value itself (the standard "
+                      "deviation over seeds; for a difference of two arms, √2 × that of one arm); 0 for "
+                      "deterministic quantities; noise_source says how it was measured.")
+    return VerdictReport(verdict_table(verdicts), [sentence(v, profile) for v in verdicts])
 
 
 def read_verdicts(profile: str) -> list[Verdict]:
     """Every notebook's verdicts, as the last `make reproduce` (or interactive run) wrote them."""
-    from .report import output_dirs
-
-    path = output_dirs(profile)[0] / "verdicts.csv"
+    path = outputs.output_dirs(profile)[0] / "verdicts.csv"
     if not path.exists():
         return []
     fields = list(Verdict.__dataclass_fields__)
