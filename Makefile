@@ -37,10 +37,12 @@ reproduce: $(STAMP) data
 # BUDGET=M stops cleanly after M minutes (commit teachers/ and run again to go on). Two lanes of one thread
 # each: on 2 cores that trains 1.3x faster than one process with two threads (measured, README).
 TEACHER_FLAGS = --profile cpu --threads 1 $(if $(BUDGET),--budget-minutes $(BUDGET)) $(if $(RETRAIN),--retrain)
+# Then the paper-width teacher (config.PAPER_WIDTH: resnet56 at width 1.0, hours of one lane; docs/profiles.md).
 teachers: $(STAMP) data
 	$(PY) -m paper_repro teachers --archs mobilenetv2 $(TEACHER_FLAGS) & lane=$$!; \
 	$(PY) -m paper_repro teachers --archs resnet56,vgg_small $(TEACHER_FLAGS); rc=$$?; \
-	wait $$lane && exit $$rc
+	wait $$lane && test $$rc = 0 && \
+	$(PY) -m paper_repro teachers --archs resnet56 --paper-width $(TEACHER_FLAGS)
 
 test: $(STAMP)
 	PAPER_REPRO_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider tests

@@ -80,9 +80,12 @@ def test_finetuning_gain_and_granularity_and_speedup():
                              dense_flops_pruned=[0.0, 0.0, 0.0, 0.49]))
     assert {v.claim_id: v.verdict for v in C.granularity_verdicts(gran, "06")} == {
         "granularity_fine_dense_compute": V.SUPPORTED, "granularity_filter_dense_compute": V.SUPPORTED}
-    lat = pd.DataFrame(dict(arch=["mobilenetv2"], batch_size=[64], device=["cpu:2threads"], speedup=[1.8]))
+    lat = pd.DataFrame(dict(arch=["mobilenetv2"], batch_size=[64], device=["cpu:2threads"], speedup=[1.8],
+                            speedup_sd=[0.05], flops_ratio=[3.0]))
     (v,) = C.deployment_verdicts(lat, "08", scale="width 1.0")
-    assert v.verdict == V.CONTRADICTED and v.claim_id == "mobilenetv2_speedup_width_1.0"
+    assert v.verdict == V.CONTRADICTED and v.claim_id == "mobilenetv2_speedup_width_1.0" and v.noise == 0.05
+    (far,) = C.deployment_verdicts(lat.assign(speedup=6.2, flops_ratio=5.9), "08", scale="width 1.0")
+    assert far.verdict == V.NOT_COMPARABLE and "83.1%" in far.measured  # 5.9x is not the claim's 3x
 
 
 def test_verdicts_round_trip_through_the_csv(monkeypatch, tmp_path):

@@ -7,7 +7,7 @@ from torch import nn
 
 from paper_repro.studies.latency import measure_latency
 
-FIELDS = {"median_ms", "p10_ms", "p90_ms", "batch_size", "device", "threads", "warmup", "repeats"}
+FIELDS = {"median_ms", "p10_ms", "p90_ms", "batch_size", "device", "threads", "warmup", "repeats", "times_ms"}
 CALLS = []  # (model id, training flag) of every Sleeper call; module level, so a deepcopy shares it
 
 
@@ -33,6 +33,15 @@ def test_fields_and_ordering():
     assert 0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
     assert (r["batch_size"], r["warmup"], r["repeats"]) == (4, 1, 7)
     assert r["threads"] == torch.get_num_threads() and r["device"].startswith("cpu")
+    assert len(r["times_ms"]) == 7 and min(r["times_ms"]) <= r["median_ms"] <= max(r["times_ms"])
+
+
+def test_a_speedup_sigma_is_seeded_and_grows_with_the_spread_of_the_calls():
+    from paper_repro.studies.latency import speedup_sd
+
+    tight, loose = [10.0, 10.1, 9.9] * 10, [5.0, 15.0, 10.0] * 10
+    assert speedup_sd(tight, tight) == speedup_sd(tight, tight) < speedup_sd(loose, tight)
+    assert speedup_sd([10.0] * 30, [5.0] * 30) == 0.0
 
 
 def test_sleeping_model_is_measured_at_its_sleep():

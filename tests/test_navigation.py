@@ -81,7 +81,11 @@ def test_cold_time_counts_the_lane_seconds_of_a_notebooks_runs(monkeypatch, tmp_
     assert "cold 18 min" in text and "of which 17 min training its runs in the lanes" in text
     assert "| 18 min |" in NAV.index_markdown("cpu") and "**all**" not in NAV.index_markdown("cpu")
     NAV.record_runtime("cpu", NAV.TOTAL, 3561, True, "c1")
-    assert NAV.index_markdown("cpu").splitlines()[-1].endswith("| 59 min | — |")
+    table = [line for line in NAV.index_markdown("cpu").splitlines() if line.startswith("|")]
+    assert table[-1].endswith("| 59 min | — |") and table[0].startswith("| notebook | what it answers | cold (c1, ")
+    NAV.record_runtime("cpu", "02_method", 30, False, "c2")
+    NAV.record_runtime("cpu", "04_ablation_students", 20, False, "c3")  # cached at two commits: each cell says its own
+    assert "| 30 s (c2) |" in NAV.index_markdown("cpu") and "lane time" in NAV.index_markdown("cpu")
 
 
 def test_reading_tables_show_percent_and_met_or_missed():

@@ -17,6 +17,7 @@ def _verdict(claim_id, notebook, value, noise, verdict):
 @pytest.fixture
 def results(tmp_path):
     pd.DataFrame([_verdict("a", "02_method", -4.98, 0.11, "contradicted"),
+                  _verdict("resnet56_flops_pruned", "02_method", 60.07, 0.0, "supported"),
                   _verdict("b", "03_ablation_losses", 0.7, 0.9, "inconclusive (within noise)"),
                   _verdict("c", "05_ablation_sparsity", 1.8, 0.4, "supported"),
                   _verdict("d", "05_ablation_sparsity", 6.7, 0.4, "supported")]).to_csv(tmp_path / "verdicts.csv",
@@ -33,6 +34,11 @@ def test_summary_shows_headline_verdicts_counts_the_others_and_the_time(results)
     assert "The 3 other questions (notebooks 03, 05" in text and "2 supported" in text and "1 inconclusive (within noise)" in text
     assert "not official CIFAR-10" in text and "commit abc123" in text
     assert "cold 59 min (2026-12-02, commit abc123)" in text
+    assert "[the executed index](notebooks/executed/cpu/00_index.ipynb)" in text
+    claims, checks = text.split("Checks of the runs themselves")
+    assert "claim resnet56_flops_pruned" in checks and "claim resnet56_flops_pruned" not in claims  # a target reached
+    assert "| met |" in checks and "1 of the 1 checks" in claims and "the paper's 1 headline accuracy claims" in claims
+    assert "**GPU evidence:** none" in text  # no paper_recipe_gpu_runs.csv in these results
 
 
 def test_the_block_between_the_markers_is_replaced_and_nothing_else():

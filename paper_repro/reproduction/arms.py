@@ -51,6 +51,7 @@ class Arm:
     kind: str  # prune | classic | peer
     settings: dict  # what the run function receives besides profile, seed, device
     also: list[str] = field(default_factory=list)  # the same run under other notebooks' names
+    resolved: dict = field(default_factory=dict)  # its settings resolved once (what its cache key hashes)
 
 
 def _method_arms(profile: str) -> list[tuple[str, str, dict]]:
@@ -82,7 +83,7 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
             arms[seen[key]].also.append(name)
         else:
             seen[key] = name
-            arms[name] = Arm(name, notebook, kind, settings)
+            arms[name] = Arm(name, notebook, kind, settings, resolved=resolved)
 
     for arch, target in PAPER_TARGETS.items():  # 02: prune_train(a, t, profile, seed, students=2)
         s = dict(arch=arch, target=target, students=2)

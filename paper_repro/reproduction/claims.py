@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .noise import Noise
-from .verdicts import Verdict, difference_noise, verdict
+from .verdicts import RATIO_TOLERANCE_PTS, Verdict, difference_noise, verdict
 
 LOSSLESS_PTS = 1.0  # [chosen] "almost no loss" read as: at most one accuracy point lost
 
@@ -81,11 +81,26 @@ def _beats(table, a: str, b: str, noise: Noise, claim_id: str, claim: str, sourc
            direction: str = ">") -> Verdict:
     gap = _pts(_row(table, arm_col, a)[col]) - _pts(_row(table, arm_col, b)[col])
     measured = f"acc({a}) − acc({b}), points"
-    missed = [x for x in (a, b) if "target_met" in table and not bool(_row(table, arm_col, x)["target_met"])]
-    if missed:  # a smaller pruned ratio is easier: the comparison is not at equal sparsity
-        measured += f" ({', '.join(missed)} short of the target)"
+    ratios = {x: _pruned_pts(table, _row(table, arm_col, x)) for x in (a, b)}
+    comparable = None in ratios.values() or abs(ratios[a] - ratios[b]) <= RATIO_TOLERANCE_PTS
+    if not comparable:  # a smaller network is harder to keep accurate: not an answer about the method
+        measured += f" ({a} at {ratios[a]:.2f}%, {b} at {ratios[b]:.2f}% pruned)"
+    else:
+        missed = [x for x in (a, b) if "target_met" in table and not bool(_row(table, arm_col, x)["target_met"])]
+        if missed:  # a smaller pruned ratio is easier: the comparison is not at equal sparsity
+            measured += f" ({', '.join(missed)} short of the target)"
     return verdict(claim_id, claim, source, measured, gap, threshold, direction, difference_noise(noise.sd_points),
-                   notebook, figure, noise.source + ", √2σ for a difference")
+                   notebook, figure, noise.source + ", √2σ for a difference", comparable=comparable)
+
+
+def _pruned_pts(table, row) -> float | None:
+    """The pruned ratio (%) of the kind the row's target names (FLOPs for flops=..., params for params=...)."""
+    target = row.get("target") if "target" in table else None
+    kind = str(target).split("=")[0] if isinstance(target, str) else "flops"
+    col = f"{kind}_pruned"
+    if col not in table or row[col] is None or (isinstance(row[col], float) and math.isnan(row[col])):
+        return None
+    return _pts(row[col])
 
 
 def loss_verdicts(losses, noise: Noise, notebook: str, figure: str = "ablation_losses") -> list[Verdict]:
@@ -153,16 +168,22 @@ def comparison_verdicts(table, ours: str, others: list[str], noise: Noise, noteb
                         arm_col: str = "arm") -> list[Verdict]:
     """06, 07: ours (no labels, no fine-tuning) loses at most LOSSLESS_PTS against each other method's arm."""
     out = []
-    mine = _pts(_row(table, arm_col, ours)[col_ours])
+    mine_row = _row(table, arm_col, ours)
+    mine, mine_ratio = _pts(mine_row[col_ours]), _pruned_pts(table, mine_row)
     for o in others:
         r = _row(table, arm_col, o)
         val = r[col_other]
         if val is None or (isinstance(val, float) and math.isnan(val)):
             continue
+        theirs = _pruned_pts(table, r)
+        comparable = None in (mine_ratio, theirs) or abs(mine_ratio - theirs) <= RATIO_TOLERANCE_PTS
+        measured = f"acc(ours) − acc({o}), points"
+        if not comparable:  # a peer far past (or short of) our ratio is rerun at it, not compared
+            measured += f" (ours at {mine_ratio:.2f}%, {o} at {theirs:.2f}% pruned)"
         out.append(verdict(f"ours_vs_{o}".replace(" ", "_"), f"Ours matches {what} {o} (read: loses at most "
-                           f"{LOSSLESS_PTS:g} point)", source, f"acc(ours) − acc({o}), points", mine - _pts(val),
+                           f"{LOSSLESS_PTS:g} point)", source, measured, mine - _pts(val),
                            -LOSSLESS_PTS, ">=", difference_noise(noise.sd_points), notebook, figure,
-                           noise.source + ", √2σ for a difference"))
+                           noise.source + ", √2σ for a difference", comparable=comparable))
     return out
 
 
@@ -182,17 +203,25 @@ def granularity_verdicts(gran, notebook: str, figure: str = "granularity") -> li
 
 def deployment_verdicts(latency, notebook: str, figure: str = "deployment_speedup", batch_size: int = 64,
                         scale: str = "") -> list[Verdict]:
-    """08: the paper's speed-up claim as measured time (CPU, `batch_size`), one measurement (σ = 0: the mean of
-    two medians; its spread is far below the distance to the claim, see the latency table)."""
+    """08: the paper's speed-up claim as measured time (CPU, `batch_size`); σ: the bootstrap σ of the timed calls
+    (`speedup_sd`, this machine only). A network whose FLOPs ratio is not the claim's (pruned share more than
+    1 point apart, e.g. cpu widths scaled to 1.0) is timed, but not comparable with the claim."""
     out = []
     for arch, claimed in PAPER_SPEEDUP.items():
         rows = latency[(latency["arch"] == arch) & (latency["batch_size"] == batch_size)
                        & latency["device"].astype(str).str.startswith("cpu")]
         if rows.empty:
             continue
-        suffix = f", {scale}" if scale else ""
+        r = rows.iloc[0]
+        pruned_pts, claimed_pts = 100 * (1 - 1 / float(r["flops_ratio"])), 100 * (1 - 1 / claimed)
+        comparable = abs(pruned_pts - claimed_pts) <= RATIO_TOLERANCE_PTS
+        suffix = (f", {scale}" if scale else "") + ("" if comparable else
+                                                    f"; its FLOPs pruned {pruned_pts:.1f}%, the claim's {claimed_pts:.1f}%")
+        sd = float(r["speedup_sd"]) if "speedup_sd" in r and r["speedup_sd"] == r["speedup_sd"] else 0.0
         out.append(verdict(f"{arch}_speedup" + (f"_{scale.replace(' ', '_')}" if scale else ""),
                            f"{arch}: {claimed:g}× faster after pruning", PAPER,
-                           f"measured speed-up, CPU, batch {batch_size}{suffix}", float(rows.iloc[0]["speedup"]),
-                           claimed, ">=", 0.0, notebook, figure, "one timing (mean of two medians)"))
+                           f"measured speed-up, CPU, batch {batch_size}{suffix}", float(r["speedup"]),
+                           claimed, ">=", sd, notebook, figure,
+                           "bootstrap of the timed calls (this machine)" if sd else "one timing (mean of two medians)",
+                           comparable=comparable))
     return out

@@ -61,6 +61,14 @@ SUMMARY_BEGIN, SUMMARY_END = "<!-- summary:begin", "<!-- summary:end -->"
 # The rows the README shows one by one: the teachers and the paper's headline claims (notebooks 01 and 02); the
 # others are counted by verdict there and listed in results/verdicts.md.
 HEADLINE_NOTEBOOKS = ("01_baselines", "02_method")
+START_HERE = "notebooks/executed/{profile}/00_index.ipynb"
+CHECK_WORDS = {"supported": "met", "contradicted": "missed"}  # a check is met or missed, not a claim upheld
+
+
+def is_check(claim_id: str) -> bool:
+    """A row that checks a run against its own goal (a teacher reaching its accuracy goal, a run its pruning
+    target), not a claim of the paper: it says the experiment did what it was set up to do."""
+    return claim_id.startswith("teacher_converged_") or claim_id.endswith(("_params_pruned", "_flops_pruned"))
 
 
 def shown_value(r) -> str:
@@ -72,25 +80,73 @@ def shown_value(r) -> str:
     return value + (f" ± {K_SIGMA * r.noise:.2f}" if r.noise else "")
 
 
+def _budget_words(res_dir: Path) -> str:
+    """'networks at width 0.25 (vgg_small), 0.5 (resnet56), ...; students 3 epochs on 10,000 training images',
+    read from the main table's rows of ours."""
+    path = res_dir / "main_table.csv"
+    if not path.exists():
+        return ""
+    ours = pd.read_csv(path)
+    ours = ours[ours["source"].astype(str).str.startswith("ours")]
+    if ours.empty or "width" not in ours:
+        return ""
+    widths = ", ".join(f"{r.width:g} ({r.network})" for r in ours.itertuples())
+    epochs = sorted({int(e) for e in ours["epochs"]})
+    images = sorted({str(i) for i in ours["train_images"]})
+    images = ", ".join(i if not i.replace(".0", "").isdigit() else f"{int(float(i)):,}" for i in images)
+    return (f"networks at width {widths}; students trained {', '.join(map(str, epochs))} epochs on {images} training "
+            f"images (the paper: width 1.0, 200 epochs on all 50,000)")
+
+
+def _gpu_words(res_dir: Path) -> str:
+    """What a GPU has contributed: the recorded paper-recipe runs (results/paper_recipe_gpu_runs.csv), or none."""
+    path = res_dir / "paper_recipe_gpu_runs.csv"
+    runs = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if runs.empty:
+        return "**GPU evidence:** none; no paper-recipe run has been recorded (docs/gpu.md says what is prepared)."
+    parts = [f"{r.network} on {r.device}, {int(r.method_epochs)} method epochs after a {int(r.teacher_epochs)}-epoch "
+             f"teacher, target {'met' if str(r.target_met) == 'True' else 'missed'}" for r in runs.itertuples()]
+    return ("**GPU evidence:** " + "; ".join(parts) + ". No run of the full paper recipe (200 epochs) exists yet, "
+            "so no verdict above speaks for the paper's own scale.")
+
+
 def readme_summary(res_dir: Path) -> str:
-    """The README's generated summary: the headline verdicts, the count of the others by verdict, the data they
-    were measured on, and the time of the last cold and cached `make reproduce`."""
+    """The README's generated summary: where to start, one paragraph of what was found, the paper's headline
+    claims apart from the checks of the runs themselves, the GPU evidence, the count of the other questions by
+    verdict, the data they were measured on, and the time of the last cold and cached `make reproduce`."""
     v = pd.read_csv(res_dir / "verdicts.csv")
     first = v.iloc[0]
+    profile = first["profile"]
     data = ("official CIFAR-10" if str(first["dataset_official"]) == "True" else
             f"a modified {first['dataset']} copy, fingerprint {first['dataset_fingerprint']}, not official CIFAR-10")
     commits = ", ".join(sorted(set(v["commit"].astype(str))))
-    lines = [f"**Measured** ({first['profile']} profile, {data}; commit {commits}):", "",
-             "| claim | measured | verdict |", "|---|---|---|"]
-    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS)]
+    checks = v[v["claim_id"].astype(str).map(is_check)]
+    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & ~v["claim_id"].astype(str).map(is_check)]
+    rest = v[~v["notebook"].isin(HEADLINE_NOTEBOOKS) & ~v["claim_id"].astype(str).map(is_check)]
+
+    def counted(rows) -> str:
+        return ", ".join(f"{n} {verdict}" for verdict, n in rows["verdict"].value_counts().items()) or "none"
+
+    budget = _budget_words(res_dir)
+    met = int((checks["verdict"] == "supported").sum())  # judged like a claim: the whole interval on the goal's side
+    lines = [f"**Start here:** [the executed index]({START_HERE.format(profile=profile)}): the notebooks in reading "
+             "order, each ending with its verdicts in words.", "",
+             f"**What the reproduction found** ({profile} profile, {data}; commit {commits}). "
+             + (f"At this profile ({budget}), " if budget else "At this profile, ")
+             + f"the paper's {len(head)} headline accuracy claims come out {counted(head)}; "
+             f"{met} of the {len(checks)} checks of the runs themselves (teachers at their goal, runs at their "
+             "pruning target) are met. A verdict here says what the method does at this budget, not at the paper's.",
+             "", "| the paper's claim | measured | verdict |", "|---|---|---|"]
     for r in head.itertuples(index=False):
         lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |")
-    rest = v[~v["notebook"].isin(HEADLINE_NOTEBOOKS)]
-    counts = rest["verdict"].value_counts()
+    lines += ["", "Checks of the runs themselves (not claims of the paper):", "", "| check | measured | result |",
+              "|---|---|---|"]
+    for r in checks.itertuples(index=False):
+        lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | {CHECK_WORDS.get(r.verdict, r.verdict)} |")
     numbers = ", ".join(sorted({str(n).split("_")[0] for n in rest["notebook"]}))
-    lines += ["", f"The {len(rest)} other questions (notebooks {numbers}: ablations and comparisons): "
-              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-              + "; each with its value and noise in [results/verdicts.md](results/verdicts.md)."]
+    lines += ["", _gpu_words(res_dir), "",
+              f"The {len(rest)} other questions (notebooks {numbers}: ablations and comparisons): {counted(rest)}; "
+              "each with its value and noise in [results/verdicts.md](results/verdicts.md)."]
     times = {}
     rt = res_dir / "notebook_runtimes.csv"
     if rt.exists():

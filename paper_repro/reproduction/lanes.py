@@ -65,10 +65,10 @@ def arm_cost(arm, profile: str) -> float:
     s = arm.settings
     arch = s.get("arch", SUBJECT["arch"])
     if arm.kind in ("main", "noise", "prune"):
-        over = {k: v for k, v in s.items() if k not in ("arch", "target", "seed")}
-        if arm.kind == "prune":
-            over = {**budget(profile), **over}
-        cfg = resolve_method(arch, s.get("target", SUBJECT["target"]), profile, s.get("seed", 0), **over)
+        cfg = arm.resolved or resolve_method(  # resolved once by all_arms; a hand-made Arm is resolved here
+            arch, s.get("target", SUBJECT["target"]), profile, s.get("seed", 0),
+            **{**(budget(profile) if arm.kind == "prune" else {}),
+               **{k: v for k, v in s.items() if k not in ("arch", "target", "seed")}})
         images = cfg["baseline"]["train_subset"] or 50000
         return ARCH_COST.get(arch, 1.0) * images * cfg["epochs"] * (cfg["students"] + 1)
     # classic and peer arms: one network, the ablation budget, plus fine-tuning

@@ -174,11 +174,17 @@ def runs_snapshot(profile: str, runs=None) -> dict:
 
 
 def index_markdown(profile: str) -> str:
-    """The notebooks in reading order: link, title, and their runtimes in the last `make reproduce`."""
+    """The notebooks in reading order: link, title, and their runtimes in the last cold and cached `make
+    reproduce`, each column headed by the commit and day it was measured at (a cell that differs says its own)."""
+    rows = read_runtimes(profile)
+    measured = {k: {(r["commit"], r["when"]) for r in rows if r["kind"] == k} for k in ("cold", "cached")}
+    head = {k: f"{k} ({', '.join(f'{c}, {w}' for c, w in sorted(v))})" if len(v) == 1 else k
+            for k, v in measured.items()}
     times = {}
-    for r in read_runtimes(profile):
-        times.setdefault(r["notebook"], {})[r["kind"]] = human_duration(float(r["seconds"]))
-    lines = ["| notebook | what it answers | cold | cached |", "|---|---|---|---|"]  # cold includes lane time
+    for r in rows:
+        own = "" if len(measured[r["kind"]]) == 1 else f" ({r['commit']})"
+        times.setdefault(r["notebook"], {})[r["kind"]] = human_duration(float(r["seconds"])) + own
+    lines = [f"| notebook | what it answers | {head['cold']} | {head['cached']} |", "|---|---|---|---|"]
     for name in notebook_names():
         if name == INDEX:
             continue
@@ -187,8 +193,11 @@ def index_markdown(profile: str) -> str:
                      f"{t.get('cached', '—')} |")
     if TOTAL in times:
         t = times[TOTAL]
-        lines.append(f"| **all** | all of `make reproduce` (venv and data set up), as recorded before this copy ran | "
-                     f"{t.get('cold', '—')} | {t.get('cached', '—')} |")
+        lines.append(f"| **all** | all of `make reproduce` (venv and data set up), wall time, as recorded before this "
+                     f"copy ran | {t.get('cold', '—')} | {t.get('cached', '—')} |")
+    lines += ["", "A notebook's cold time includes the seconds its runs took in `reproduce --lanes`, where the "
+              "runs train first in parallel lanes (one thread each): the notebooks' cold times add up to lane time, "
+              "about the number of lanes times the wall time in the last row, not to that wall time."]
     return "\n".join(lines)
 
 

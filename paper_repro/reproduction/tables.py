@@ -35,17 +35,19 @@ SELECTION_WORDS = {"teacher_agreement": "most teacher agreement, no labels"}
 
 def main_table(runs: dict) -> pd.DataFrame:
     """For each network (`runs`: arch -> method.MethodRun): the paper's reported row, then ours (best student and
-    mean over students, and the students' training images: the budget beside which other tables' points stand)."""
+    mean over students, the network's width (1.0: the paper's), and the students' training images: the budget
+    beside which other tables' points stand)."""
     rows = []
     for arch, run in runs.items():
         s = run.summary
         for _, r in reference_rows("cifar10", arch, "paper (this method)").iterrows():
-            rows.append(dict(network=arch, source=f"paper, reported ({r['source']})", baseline_acc=None,
+            rows.append(dict(network=arch, source=f"paper, reported ({r['source']})", width=1.0, baseline_acc=None,
                              pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
                              params_pruned_pct=r["params_reduction_pct"], flops_pruned_pct=r["flops_reduction_pct"],
                              flops_pruned_dpfps_pct=None, target=None, target_met=None, students=None, epochs=None,
                              train_images=None, selection=None, fine_tuned=r["fine_tuned"]))
-        rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", baseline_acc=round(s["baseline_acc"], 4),
+        rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", width=run.config["baseline"]["width"],
+                         baseline_acc=round(s["baseline_acc"], 4),
                          pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
                          delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
                          params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
@@ -112,6 +114,11 @@ def budget_kind(method: str, row) -> str:
     if images is not None and not (isinstance(images, float) and math.isnan(images)):
         number = pd.to_numeric(images, errors="coerce")
         parts.append(f"{int(number):,} training images" if pd.notna(number) else f"{images} training images")
+    epochs = row.get("method_epochs")
+    if epochs is not None and pd.notna(epochs):
+        parts.append(f"{int(epochs)} method epochs")
+    if str(row.get("target_met")) == "False":  # a run that stopped short of its target is no row of the method
+        parts.append("target missed")
     return ", ".join(parts)
 
 

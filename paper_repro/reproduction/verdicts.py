@@ -8,6 +8,8 @@ run-to-run noise σ (the standard deviation over seeds, for a difference of two 
     contradicted   the whole interval lies on the other side
     inconclusive   the interval straddles the threshold: the data cannot tell (within noise)
     not testable   nothing was measured at this profile (e.g. a paper-profile run that does not exist)
+    not comparable two arms whose pruned ratios differ by more than RATIO_TOLERANCE_PTS: a smaller network is
+                   harder to keep accurate, so their accuracies answer no question of the method
 
 So a difference inside the noise is never "supported". A deterministic quantity (a pruned ratio, a count)
 has σ = 0. Rows are written by the notebooks (`write_verdicts`) into results/verdicts.csv + .md, one file for
@@ -26,7 +28,9 @@ from .reading import show_all
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("supported", "contradicted", "inconclusive (within noise)",
                                                        "not testable at this profile")
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+NOT_COMPARABLE = "not comparable (pruned ratios differ by more than 1 point)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE)
+RATIO_TOLERANCE_PTS = 1.0  # [chosen] two arms are compared only when their pruned ratios are this close
 DIRECTIONS = (">", ">=", "<", "<=")
 K_SIGMA = 2.0  # about a 95% interval for a normal noise
 
@@ -70,10 +74,11 @@ class Verdict:
 
 
 def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
-            noise: float, notebook: str, figure: str = "", noise_source: str = "") -> Verdict:
+            noise: float, notebook: str, figure: str = "", noise_source: str = "", comparable: bool = True) -> Verdict:
+    """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement."""
+    judged = judge(value, threshold, direction, noise) if comparable else NOT_COMPARABLE
     return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
-                   direction, float(noise), judge(value, threshold, direction, noise), notebook, figure,
-                   noise_source or ("exact" if not noise else ""))
+                   direction, float(noise), judged, notebook, figure, noise_source or ("exact" if not noise else ""))
 
 
 def interval(v: Verdict) -> tuple[float, float] | None:

@@ -20,7 +20,7 @@ from ..engine import prepare_data
 from ..models import build_model
 from ..paper import PAPER_RUNS
 from ..export import export_onnx
-from .latency import REPEATS, WARMUP, measure_latency
+from .latency import REPEATS, WARMUP, measure_latency, speedup_sd
 
 
 def held_batch(config: dict, n: int = 64) -> torch.Tensor:
@@ -45,7 +45,9 @@ def latency_rows(arch: str, dense, pruned, summary: dict, batch_sizes, device: s
                           for m in (dense, pruned, pruned, dense))
         dense_ms, pruned_ms = (d1["median_ms"] + d2["median_ms"]) / 2, (p1["median_ms"] + p2["median_ms"]) / 2
         rows.append(dict(arch=arch, batch_size=bs, device=d1["device"], dense_ms=dense_ms, pruned_ms=pruned_ms,
-                         speedup=dense_ms / pruned_ms, flops_ratio=summary["macs_before"] / summary["macs_after"],
+                         speedup=dense_ms / pruned_ms,
+                         speedup_sd=speedup_sd(d1["times_ms"] + d2["times_ms"], p1["times_ms"] + p2["times_ms"]),
+                         flops_ratio=summary["macs_before"] / summary["macs_after"],
                          params_ratio=summary["params_before"] / summary["params_after"], threads=d1["threads"]))
     return rows
 

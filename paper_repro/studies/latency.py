@@ -68,4 +68,17 @@ def measure_latency(model: nn.Module, batch_size: int, device="cpu", warmup: int
             times.append(1000 * (time.perf_counter() - t0))
     p10, median, p90 = np.percentile(times, [10, 50, 90]).tolist()
     return dict(median_ms=median, p10_ms=p10, p90_ms=p90, batch_size=batch_size, device=device_name(dev),
-                threads=threads, warmup=warmup, repeats=repeats)
+                threads=threads, warmup=warmup, repeats=repeats, times_ms=times)
+
+
+BOOTSTRAP = 1000  # [chosen] resamples behind a speed-up's σ
+
+
+def speedup_sd(dense_ms, pruned_ms, resamples: int = BOOTSTRAP, seed: int = SEED) -> float:
+    """σ of median(dense) / median(pruned) from the timed calls themselves: the standard deviation over
+    `resamples` bootstrap resamples of each list (seeded: the same timings give the same σ). It covers the
+    sampling of these calls on this machine, not another machine's speed."""
+    rng = np.random.default_rng(seed)
+    d, p = np.asarray(dense_ms), np.asarray(pruned_ms)
+    ratios = [np.median(rng.choice(d, len(d))) / np.median(rng.choice(p, len(p))) for _ in range(resamples)]
+    return float(np.std(ratios, ddof=1))
