@@ -73,13 +73,13 @@ def test_published_rows_carry_no_stamp_of_ours(monkeypatch, tmp_path):
 def test_the_markdown_states_a_shared_stamp_once_and_keeps_what_varies(monkeypatch, tmp_path):
     monkeypatch.setattr(R, "ROOT", tmp_path)
     monkeypatch.setenv(R.ENV_OUTPUTS, "committed")
-    df = pd.DataFrame([dict(arm="a", best_acc=0.91234, note=None, device="cpu:1threads"),
-                       dict(arm="b", best_acc=float("nan"), note="nan", device="cpu:2threads")])
+    df = pd.DataFrame([dict(arm="a", best_acc=0.91234, note=None, device="cpu:1threads", seed=0.0),
+                       dict(arm="b", best_acc=float("nan"), note="nan", device="cpu:2threads", seed=0.0)])
     out = R.write_table(df, "t", "cpu", {**STAMP, "device": "cpu:2threads"})
     md = out.with_suffix(".md").read_text().splitlines()
     header = next(line for line in md if line.startswith("| arm"))
     assert header == "| arm | best_acc | note | device |"  # constant stamp columns gone, the varying one kept
-    assert "device=varies by row" in md[2] and f"profile={STAMP['profile']}" in md[2]
+    assert "device=varies by row" in md[2] and f"profile={STAMP['profile']}" in md[2] and "seed=0 |" in md[2]
     assert "| a | 91.23% | — | cpu:1threads |" in md and "| b | — | — | cpu:2threads |" in md
     back = pd.read_csv(out)
     assert {"profile", "commit", "device"} <= set(back.columns)  # the CSV keeps every provenance column

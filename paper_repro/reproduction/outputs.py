@@ -54,6 +54,13 @@ def _fmt(v, column: str = ""):
     return str(v)
 
 
+def _plain(x):
+    """A value read back from a table as the stamp wrote it: numpy scalars as Python ones, and a whole float that
+    a column of missing values made of an int (seed 0 read back as 0.0) as the int."""
+    x = x.item() if hasattr(x, "item") else x
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
 def table_stamp(df: pd.DataFrame, stamp: dict, published=None) -> tuple[dict, list[str]]:
     """(the stamp a table's header states, the stamp columns its rows must still show). A stamp column whose
     rows (ours, not the `published` ones) all hold one value is stated once, in the header; one whose rows
@@ -63,7 +70,7 @@ def table_stamp(df: pd.DataFrame, stamp: dict, published=None) -> tuple[dict, li
     for k, v in stamp.items():
         values = {str(x) for x in ours[k]} if k in ours and len(ours) else {str(v)}
         if len(values) == 1:
-            header[k] = ours[k].iloc[0] if k in ours and len(ours) else v
+            header[k] = _plain(ours[k].iloc[0]) if k in ours and len(ours) else v
         else:
             header[k], varying = "varies by row", varying + [k]
     return header, varying
