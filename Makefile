@@ -13,7 +13,7 @@ ifdef RUNS
 export PAPER_REPRO_RUNS := $(abspath $(RUNS))
 endif
 
-.PHONY: reproduce teachers test lab clean data venv bench
+.PHONY: reproduce teachers paper-width test lab clean data venv bench
 
 venv: $(STAMP)
 
@@ -43,6 +43,21 @@ teachers: $(STAMP) data
 	$(PY) -m paper_repro teachers --archs resnet56,vgg_small $(TEACHER_FLAGS); rc=$$?; \
 	wait $$lane && test $$rc = 0 && \
 	$(PY) -m paper_repro teachers --archs resnet56 --paper-width $(TEACHER_FLAGS)
+
+# The committed runs at the paper's width (paper_width/cpu/, issue 23; docs/profiles.md), in two lanes of one
+# thread each: the paper-width teacher, then the method's seeds; the labelled same-FLOPs control (it needs no
+# teacher), then the distilled one. BUDGET=M stops each lane cleanly after M minutes (commit teachers/ and
+# paper_width/, then run again to go on); ONLY=run1,run2 trains just those, in one lane; RETRAIN=1 starts the
+# named runs again (never the teacher: `make teachers RETRAIN=1`).
+PW_FLAGS = --profile cpu --threads 1 $(if $(BUDGET),--budget-minutes $(BUDGET)) $(if $(RETRAIN),--retrain)
+paper-width: $(STAMP) data
+ifdef ONLY
+	$(PY) -m paper_repro paper-width --runs $(ONLY) $(PW_FLAGS)
+else
+	$(PY) -m paper_repro paper-width --runs control-scratch,control-distill $(PW_FLAGS) & lane=$$!; \
+	$(PY) -m paper_repro paper-width --runs teacher,method-s0,method-s1,method-s2 $(PW_FLAGS); rc=$$?; \
+	wait $$lane && test $$rc = 0
+endif
 
 test: $(STAMP)
 	PAPER_REPRO_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider tests

@@ -1,4 +1,4 @@
-"""Command line: python -m paper_repro {count,train,teachers,prune,campaign,arms,arm,reproduce} ...
+"""Command line: python -m paper_repro {count,train,teachers,paper-width,prune,campaign,arms,arm,reproduce} ...
 
 Imports of the commands' modules happen inside the commands: `python -m paper_repro count` need not load the
 reproduction machinery (start-up time).
@@ -146,6 +146,16 @@ def _teachers(args):
         print(json.dumps(row))
 
 
+def _paper_width(args):
+    from .reproduction.paper_width import train_runs
+
+    _set_threads(args.threads)
+    names = None if args.runs == "all" else args.runs.split(",")
+    for row in train_runs(names, args.profile, _budget_s(args.budget_minutes), args.retrain, args.device,
+                          args.data_dir, not args.no_download, max_epochs_now=args.max_epochs_now):
+        print(json.dumps(row), flush=True)
+
+
 def _prune(args):
     from .method import prune_train
 
@@ -259,6 +269,24 @@ def _add_teachers(sub):
     tc.add_argument("--no-download", action="store_true")
     tc.set_defaults(fn=_teachers)
     return tc
+
+
+def _add_paper_width(sub):
+    """`paper-width`: the committed runs at the paper's width (`make paper-width`)."""
+    pw = sub.add_parser("paper-width", help="train or resume the committed paper-width runs (issue 23: the method's "
+                                            "seeds and the same-FLOPs controls) and copy their state to paper_width/")
+    pw.add_argument("--runs", default="all", help="comma-separated run names (method-s0, control-distill, "
+                                                  "control-scratch, method-s1, ...; `all`: every one, in that order)")
+    pw.add_argument("--profile", choices=("smoke", "cpu"), default="cpu")
+    pw.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP)
+    pw.add_argument("--max-epochs-now", type=int, default=None, help="stop each run after this many epochs")
+    pw.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    pw.add_argument("--retrain", action="store_true", help="from scratch, replacing the committed runs and state")
+    pw.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    pw.add_argument("--data-dir", default=None)
+    pw.add_argument("--no-download", action="store_true")
+    pw.set_defaults(fn=_paper_width)
+    return pw
 
 
 def _add_prune(sub):
@@ -376,13 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    c, t, tc, pr, cp, ar, a1, r = (add(sub) for add in (_add_count, _add_train, _add_teachers, _add_prune,
-                                                         _add_campaign, _add_arms, _add_arm, _add_reproduce))
+    c, t, tc, pw, pr, cp, ar, a1, r = (add(sub) for add in (_add_count, _add_train, _add_teachers, _add_paper_width,
+                                                             _add_prune, _add_campaign, _add_arms, _add_arm,
+                                                             _add_reproduce))
     for sp in (t, pr):
         sp.add_argument("--dataset", choices=DATASETS, default=None,
                         help="default: the profile's; imagefolder: DIR/train/<class>/<image> and DIR/val/... of "
                              "--data-dir, ImageNet augmentation at 224x224 (docs/imagenet.md)")
-    for sp in (c, t, tc, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
+    for sp in (c, t, tc, pw, pr, cp, ar, a1, r):  # also after the command; SUPPRESS: not given there keeps the top-level value
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of a failure (or {ENV_DEBUG}=1)")
     for sp in (t, pr, cp, a1, r):

@@ -131,6 +131,25 @@ TEACHER_GOALS = {"smoke": dict(), "cpu": dict(resnet56=0.88, vgg_small=0.88, mob
 PAPER_WIDTH = {"smoke": dict(resnet20=dict(width=0.5)), "cpu": dict(resnet56=dict(width=1.0, epochs=60)),
                "paper": dict()}
 
+# [chosen] The runs that start from the paper-width teacher (issue 23; reproduction/paper_width.py): the network
+# and target, the seeds of the method, and the students' recipe (overrides of the profile's students' settings).
+# cpu: all 50,000 training images, N = 2, 15 epochs (DPFPS's step schedule: the progressive penalty over the
+# first 8, the LR x0.1 at epochs 8 and 11), ~4 h of one Intel core per run (966 s per method epoch, measured with
+# bench/epoch_time.py beside another lane), so three seeds fit. lr 0.01: the usual LR for training on from a
+# converged CIFAR ResNet, a tenth of DPFPS's from-scratch 0.1; set before any run, no label or test image read.
+# λ_max 0.03 (3x DPFPS's, rescaled to the LR as every run's is): with 8 penalty epochs instead of 100 the
+# penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width 0.5) stopped at 59.05% of 60%.
+# The same-FLOPs controls: `control_lr` is the from-scratch LR of DPFPS's recipe [DPFPS] (their students start
+# from random weights); the labelled control trains with the teacher's recipe for the teacher's epochs plus the
+# students'. smoke: a small stand-in with the same path.
+PAPER_WIDTH_STUDY = {
+    "smoke": dict(arch="resnet20", target="flops=0.5", seeds=(0, 1), control_lr=0.1,
+                  students=dict(students=2, epochs=2, lambda_max=0.3)),
+    "cpu": dict(arch="resnet56", target="flops=0.60", seeds=(0, 1, 2), control_lr=0.1,
+                students=dict(students=2, epochs=15, lr=0.01, lambda_max=0.03, train_subset=50_000)),
+    "paper": dict(),
+}
+
 # Every per-profile table, by the part of the work it sets.
 PROFILE_TABLES = {"teacher": PROFILE_SETTINGS, "students": STUDENT_RECIPE, "method": PROFILE_METHOD,
                   "classic": PROFILE_CLASSIC, "ablation": ABLATION_BUDGET, "notebook": NOTEBOOK, "noise": NOISE,
@@ -172,8 +191,14 @@ def resolve_baseline(arch: str, profile: str = "cpu", seed: int = 0, **overrides
     check_arch(arch)
     cfg = dict(BASELINE)
     cfg.update(profile_settings("teacher", profile, arch))
-    check_known(overrides, set(cfg) | {"num_classes"})
+    check_known(overrides, set(cfg) | {"num_classes", "widths"})
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if cfg.get("widths") is not None:  # a given network shape (e.g. a uniformly narrowed control); absent otherwise,
+        # so that every other run's settings, and hence its cache key, stay what they were
+        w = cfg["widths"]
+        if not (isinstance(w, (list, tuple)) and w and all(isinstance(k, int) and k >= 1 for k in w)):
+            raise ValueError(f"widths: must be a non-empty list of positive integers (per prunable group), got {w!r}")
+        cfg["widths"] = [int(k) for k in w]
     check_dataset(cfg["dataset"])
     if cfg.get("num_classes") is None:
         cfg["num_classes"] = 100 if cfg["dataset"] == "cifar100" else 10

@@ -320,10 +320,12 @@ def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metri
                 now: float | None = None) -> bool:
     """`time_budget_s` of the training loops: True when one more epoch would end more than `budget_s` seconds
     after `t_call` (perf_counter; `now` defaults to it). An epoch is assumed as long as the last one of this
-    call (training, test and checkpoint), else the last recorded one (a first epoch also compiles: too long)."""
+    call (training, test and checkpoint), else the median recorded one: a first epoch of this call also
+    compiles (too long), and one recorded epoch may hold a pause (a stopped process) that is not its cost."""
     if budget_s is None:
         return False
-    estimate = walls[-1] if walls else (metrics[-1]["epoch_seconds"] if metrics else 0.0)
+    recorded = sorted(m["epoch_seconds"] for m in metrics if m.get("epoch_seconds") is not None)
+    estimate = walls[-1] if walls else (recorded[len(recorded) // 2] if recorded else 0.0)
     return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
 
 

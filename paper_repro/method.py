@@ -28,14 +28,15 @@ from .engine import (autocast, checked_target, compiled, curve_batches, epoch_lo
                      timed_pass, train_batches)
 from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
+from .models import build_model
 from .models.groups import FlatGroups
 from .provenance import device_name, git_commit
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
-from .storage import load_state, save_checkpoint, write_json
+from .storage import copy_if_further, load_state, save_checkpoint, write_json
 from .export import save_pruned
 from .surgery import dead_masks, logit_gap, mask_model, prune_model
-from .train import load_teacher, train_baseline
+from .train import BaselineRun, load_teacher, train_baseline
 
 # dynamic [paper]: re-selected every iteration; static: once per epoch (at its first step); fixed: once, at the
 # first step of training, and kept (the classic fixed mask).
@@ -68,8 +69,13 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(METHOD, compile=EXECUTION["compile"], **profile_settings("method", profile, arch))
-    check_known(overrides, set(cfg) | base_keys)
+    check_known(overrides, set(cfg) | base_keys | {"student_widths"})
     cfg.update({k: v for k, v in overrides.items() if k in cfg and v is not None})
+    if overrides.get("student_widths") is not None:  # absent otherwise: every other run's cache key stays as it was
+        w = overrides["student_widths"]
+        if not (isinstance(w, (list, tuple)) and w and all(isinstance(k, int) and k >= 1 for k in w)):
+            raise ValueError(f"student_widths: must be a non-empty list of positive integers, got {w!r}")
+        cfg["student_widths"] = [int(k) for k in w]
     if cfg["epochs"] is None:
         cfg["epochs"] = baseline["epochs"]
     check_choice("criterion", cfg["criterion"], CRITERIA)
@@ -132,6 +138,23 @@ def copy_students(teacher: torch.nn.Module, n: int):
         for p in s.parameters():
             p.requires_grad_(True)
     return teacher, students
+
+
+def fresh_students(teacher: torch.nn.Module, cfg: dict):
+    """The frozen teacher and `students` networks of the shape `student_widths`, from random weights (seeded by
+    the run's seed, without touching the global random stream): the same-FLOPs control of issue 23, taught by
+    the same label-free loss as the copies are."""
+    teacher = teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    b = cfg["baseline"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg["seed"] + 31)
+        students = [build_model(cfg["arch"], b["num_classes"], width=b["width"], widths=cfg["student_widths"])
+                    for _ in range(cfg["students"])]
+    dev = next(teacher.parameters()).device
+    fmt = torch.channels_last if b["channels_last"] else torch.contiguous_format
+    return teacher, [s.to(dev, memory_format=fmt).train() for s in students]
 
 
 def expected_sparse_counts(widths, keep) -> list[int]:
@@ -208,7 +231,8 @@ class Method:
     def __init__(self, teacher: torch.nn.Module, cfg: dict, cost_model: CostModel, target, steps_per_epoch: int):
         b = cfg["baseline"]
         self.cfg, self.cost_model, self.target = cfg, cost_model, target
-        self.teacher, self.students = copy_students(teacher, cfg["students"])
+        self.teacher, self.students = copy_students(teacher, cfg["students"]) if cfg.get("student_widths") is None \
+            else fresh_students(teacher, cfg)
         for s in self.students:  # torchrun: BatchNorm statistics of the global batch (nothing in one process)
             DI.sync_batchnorm_(s)
         self.t_taps = FeatureTaps(self.teacher)  # after the copies: a deepcopy would carry the teacher's hooks along
@@ -321,11 +345,15 @@ class Method:
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
-                compile=EXECUTION["compile"], **overrides) -> MethodRun:
+                compile=EXECUTION["compile"], resume_from=None, resume_remedy: str | None = None,
+                **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
     `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
-    checkpoint path (default: the cached baseline of these settings, trained if missing). `out`: the run
+    checkpoint path, or a loaded `train.BaselineRun` (e.g. a committed teacher of other settings: recorded by its
+    settings, not its path); default: the profile's baseline of this seed (committed, or cached, or trained).
+    `resume_from`: a state saved elsewhere (a committed resume.pt), copied into the run folder when it is this
+    run further along than what is there; one of other settings is refused, the error ending `resume_remedy`. `out`: the run
     folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
     `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
     epochs, not the teacher's training nor the removal after the last epoch). `compile`: a torch.compile mode
@@ -334,7 +362,13 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
-    if teacher is not None:
+    if isinstance(teacher, BaselineRun):  # a loaded baseline: its settings say what it is
+        if teacher.config["width"] != b["width"] or teacher.config["arch"] != arch:
+            raise ValueError(f"teacher: a {teacher.config['arch']} at width {teacher.config['width']}, the students "
+                             f"are {arch} at width {b['width']}")
+        teacher_model, baseline_acc, teacher_device = teacher.model, teacher.test_acc, teacher.device
+        cfg["teacher_config"] = teacher.config
+    elif teacher is not None:
         teacher_model, baseline_acc, teacher_cfg, _ = load_teacher(teacher, arch, b)
         teacher_device = "given checkpoint"
         # Recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher
@@ -348,6 +382,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     key = config_key({k: v for k, v in cfg.items()}, exclude=("profile", "compile"))
     rdir = pruning_run_dir("prune", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
+    if resume_from is not None and DI.is_main():
+        copy_if_further(resume_from, rdir / "state.pt", expect={"arch": arch, "config_key": key}, remedy=resume_remedy)
     complete = _complete(rdir, arch, key, cfg["epochs"], export)
     if not complete and DI.is_main():
         lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written

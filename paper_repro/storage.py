@@ -123,14 +123,14 @@ def save_checkpoint(path, payload: dict) -> Path:
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def copy_if_further(src, dst, expect: dict | None = None) -> bool:
+def copy_if_further(src, dst, expect: dict | None = None, remedy: str | None = None) -> bool:
     """Copy the resumable checkpoint `src` to `dst` (atomically) unless `dst` already holds the same run
     (config_key) at the same or a later epoch: how a state carried in the repository seeds a new machine's run
-    folder. True when copied."""
+    folder. True when copied. A `src` that fails `expect` is a CheckpointError ending `remedy`."""
     src, dst = Path(src), Path(dst)
     if not src.exists():
         return False
-    carried = load_checkpoint(src, expect=expect)
+    carried = load_checkpoint(src, expect=expect, remedy=remedy)
     if dst.exists():
         local = load_checkpoint(dst, expect=expect)
         if local.get("config_key") == carried.get("config_key") and local.get("epoch", 0) >= carried.get("epoch", 0):

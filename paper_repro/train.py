@@ -81,7 +81,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
         lock_run_folder(rdir)  # one writer; a finished run is read without it and nothing is written
 
     torch.manual_seed(seed)
-    model = build_model(arch, cfg["num_classes"], width=cfg["width"]).to(dev)
+    model = build_model(arch, cfg["num_classes"], width=cfg["width"], widths=cfg.get("widths")).to(dev)
     if cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     train_b = train_batches(train_split, cfg, seed, shard=DI.shard())  # torchrun: this rank's slice of each batch
@@ -143,7 +143,7 @@ def load_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str = 
     if ckpt["epoch"] < cfg["epochs"]:
         raise CheckpointError(f"{path}: baseline stopped at epoch {ckpt['epoch']} of {cfg['epochs']}. "
                               f"Resume it: python -m paper_repro train {arch} --profile {profile} --seed {seed}")
-    model = build_model(arch, cfg["num_classes"], width=cfg["width"])
+    model = build_model(arch, cfg["num_classes"], width=cfg["width"], widths=cfg.get("widths"))
     load_state(model, ckpt["model"], path)
     return model.to(resolve_device(device)).eval(), ckpt
 

@@ -10,3 +10,15 @@ def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def committed(tmp_path, monkeypatch):
+    """The smoke profile treated as a committed one, with its teachers/ and runs/ in tmp_path."""
+    import paper_repro.engine as E
+    import paper_repro.teachers as TC
+
+    monkeypatch.setattr(TC, "COMMITTED_PROFILES", ("smoke",))
+    monkeypatch.setattr(TC, "TEACHERS", tmp_path / "teachers")
+    monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
+    return tmp_path

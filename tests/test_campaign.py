@@ -19,8 +19,10 @@ def test_out_of_time_counts_the_next_epoch():
     assert not E.out_of_time(0.0, None, [], metrics, now=1e9)  # no budget: never
     assert not E.out_of_time(0.0, 100.0, [10.0], metrics, now=80.0)  # 80 + 10 <= 100: one more
     assert E.out_of_time(0.0, 100.0, [10.0, 25.0], metrics, now=80.0)  # the last epoch of the call counts
-    assert E.out_of_time(0.0, 100.0, [], metrics, now=75.0)  # none yet: the last recorded one
+    assert E.out_of_time(0.0, 100.0, [], metrics, now=75.0)  # none yet in this call: the median recorded one
     assert not E.out_of_time(0.0, 100.0, [], [], now=99.0)  # nothing known: one epoch
+    paused = [dict(epoch_seconds=s) for s in (20.0, 22.0, 2900.0)]  # the last one held a pause
+    assert not E.out_of_time(0.0, 100.0, [], paused, now=70.0)  # the median (22), not the last nor the pause
 
 
 def _one_epoch_per_call(t_call, budget_s, walls, metrics, now=None):

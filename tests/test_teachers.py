@@ -12,15 +12,6 @@ from paper_repro.storage import CheckpointError, load_checkpoint, save_checkpoin
 KW = dict(device="cpu", progress=False)
 
 
-@pytest.fixture
-def committed(tmp_path, monkeypatch):
-    """The smoke profile treated as a committed one, with its teachers/ and runs/ in tmp_path."""
-    monkeypatch.setattr(TC, "COMMITTED_PROFILES", ("smoke",))
-    monkeypatch.setattr(TC, "TEACHERS", tmp_path / "teachers")
-    monkeypatch.setattr(E, "RUNS", tmp_path / "runs")
-    return tmp_path
-
-
 def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 

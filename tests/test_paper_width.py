@@ -1,0 +1,101 @@
+"""The paper-width runs (issue 23) on the smoke stand-in: trained in calls that stop between epochs, their state
+carried by the committed folder alone, their records checked against today's settings and data, and the controls
+at the method's target FLOPs."""
+import json
+
+import pytest
+import torch
+
+import paper_repro.train as T
+from paper_repro.allocation import pruned_ratio
+from paper_repro.counting import CostModel
+from paper_repro.export import load_pruned
+from paper_repro.models import build_model
+from paper_repro.reproduction import paper_width as P
+from paper_repro.storage import CheckpointError, load_checkpoint
+
+KW = dict(device="cpu", progress=False)
+
+
+@pytest.fixture
+def store(committed, monkeypatch):
+    """`committed` (teachers/ and runs/ in tmp_path), and paper_width/ there too."""
+    monkeypatch.setattr(P, "STORE", committed / "paper_width")
+    return committed
+
+
+def test_runs_wait_for_the_teacher_then_train_and_publish(store):
+    rows = P.train_runs(["method-s0", "control-scratch"], "smoke", **KW)
+    assert rows[0]["status"].startswith("waiting for the teacher")
+    assert rows[1]["status"] == "finished"  # the labelled control needs no teacher
+    assert P.train_runs(["teacher"], "smoke", **KW)[0]["status"] == "finished"  # `make teachers`'s job
+    assert P.run_state(P.runs("smoke")["teacher"], "smoke") == "finished"
+    rows = P.train_runs(None, "smoke", **KW)
+    assert [r["status"] for r in rows] == ["finished (committed)", "finished", "finished", "finished (committed)",
+                                           "finished"]
+    for r in list(P.runs("smoke").values())[1:]:
+        d = r.folder("smoke")
+        assert (d / "summary.json").exists() and (d / "pruned_state.pt").exists() and not (d / P.RESUME).exists()
+    recs = {r["run"]: r for r in P.load_records("smoke")}
+    assert all(r["state"] == "finished" for r in recs.values())
+    assert recs["control-scratch"]["summary"]["epochs"] == 4  # the teacher's 2 epochs + the students' 2
+
+
+def test_controls_sit_at_the_target_and_load_without_our_training_code(store):
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["control-distill", "control-scratch"], "smoke", **KW)
+    widths = P.uniform_widths("smoke")
+    cm = CostModel(build_model("resnet20", width=0.5))
+    target = 0.5
+    assert target <= pruned_ratio(cm, widths, "flops") < target + 0.01
+    for name in ("control-distill", "control-scratch"):
+        d = P.runs("smoke")[name].folder("smoke")
+        s = json.loads((d / "summary.json").read_text())
+        assert abs(s["flops_pruned"] - pruned_ratio(cm, widths, "flops")) < 0.01, name
+        assert load_pruned(d).widths() == widths, name
+
+
+def test_interrupted_run_resumes_from_the_committed_state_alone(store):
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    rows = P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    assert rows[0]["status"] == "epoch 1 of 2"
+    run = P.runs("smoke")["method-s0"]
+    assert P.run_state(run, "smoke") == "epoch 1 of 2"
+    for f in (store / "runs").rglob("state.pt"):
+        f.unlink()  # a new machine: only the repository's state
+    assert P.train_runs(["method-s0"], "smoke", **KW)[0]["status"] == "finished"
+    split = json.loads((run.folder("smoke") / "summary.json").read_text())
+    P.train_runs(["method-s0"], "smoke", retrain=True, **KW)  # the same run, uninterrupted
+    whole = json.loads((run.folder("smoke") / "summary.json").read_text())
+    for k in ("pruned_acc", "flops_pruned", "params_pruned", "pruned_acc_all"):
+        assert split[k] == whole[k], k
+
+
+def test_record_of_other_settings_or_data_is_one_line_naming_the_retrain_command(store):
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["control-scratch"], "smoke", **KW)
+    d = P.runs("smoke")["control-scratch"].folder("smoke")
+    with pytest.raises(CheckpointError) as e:
+        P.load_records("smoke", fingerprint="ffffffffffffffff")
+    assert "\n" not in str(e.value) and P.RETRAIN_COMMAND in str(e.value)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "config_key": "000000000000"}))
+    with pytest.raises(CheckpointError) as e:
+        P.load_records("smoke")
+    assert "000000000000" in str(e.value) and P.RETRAIN_COMMAND in str(e.value)
+
+
+def test_committed_state_of_other_settings_is_refused(store):
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    run = P.runs("smoke")["method-s0"]
+    state = load_checkpoint(run.folder("smoke") / P.RESUME)
+    torch.save({**state, "config_key": "000000000000"}, run.folder("smoke") / P.RESUME)
+    with pytest.raises(CheckpointError) as e:
+        P.train_runs(["method-s0"], "smoke", **KW)
+    assert P.RETRAIN_COMMAND in str(e.value)
+
+
+def test_unknown_run_names_the_valid_ones():
+    with pytest.raises(ValueError, match="runs: unknown run .method-s9.; valid: teacher, method-s0"):
+        P.train_runs(["method-s9"], "smoke")
