@@ -141,11 +141,12 @@ PAPER_WIDTH = {"smoke": dict(resnet20=dict(width=0.5)), "cpu": dict(resnet56=dic
 # penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width 0.5) stopped at 59.05% of 60%.
 # The same-FLOPs controls: `control_lr` is the from-scratch LR of DPFPS's recipe [DPFPS] (their students start
 # from random weights); the labelled control trains with the teacher's recipe for the teacher's epochs plus the
-# students'. smoke: a small stand-in with the same path.
+# students'. The fine-tuning test: 5 epochs with labels at classic.CLASSIC's lr 0.01 (x0.1 at 50% and 75%), ~15 min.
+# smoke: a small stand-in with the same path.
 PAPER_WIDTH_STUDY = {
-    "smoke": dict(arch="resnet20", target="flops=0.5", seeds=(0, 1), control_lr=0.1,
+    "smoke": dict(arch="resnet20", target="flops=0.5", seeds=(0, 1), control_lr=0.1, finetune_epochs=1,
                   students=dict(students=2, epochs=2, lambda_max=0.3)),
-    "cpu": dict(arch="resnet56", target="flops=0.60", seeds=(0, 1, 2), control_lr=0.1,
+    "cpu": dict(arch="resnet56", target="flops=0.60", seeds=(0, 1, 2), control_lr=0.1, finetune_epochs=5,
                 students=dict(students=2, epochs=15, lr=0.01, lambda_max=0.03, train_subset=50_000)),
     "paper": dict(),
 }

@@ -33,7 +33,7 @@ from .models.groups import FlatGroups
 from .provenance import device_name, git_commit
 from .runlock import epochs_done, holds_run_locks, lock_run_folder
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
-from .storage import copy_if_further, load_state, save_checkpoint, write_json
+from .storage import load_state, save_checkpoint, write_json
 from .export import save_pruned
 from .surgery import dead_masks, logit_gap, mask_model, prune_model
 from .train import BaselineRun, load_teacher, train_baseline
@@ -101,6 +101,12 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
             raise ValueError(f"{k}: must be a non-negative integer (epochs >= 1), got {cfg[k]!r}")
     cfg.update(arch=arch, profile=profile, seed=seed, target=str(parse_target(target)), baseline=baseline)
     return dict(sorted(cfg.items()))
+
+
+def run_key(cfg: dict) -> str:
+    """A method run's cache key: its resolved settings with its teacher's (`teacher_config`, and the checkpoint's
+    path when one was given), less the profile's name and the execution setting `compile`."""
+    return config_key(cfg, exclude=("profile", "compile"))
 
 
 @dataclass
@@ -345,15 +351,12 @@ class Method:
 def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                 out=None, data_dir=None, download: bool = True, progress: bool = True,
                 max_epochs_now: int | None = None, export: bool = True, time_budget_s: float | None = None,
-                compile=EXECUTION["compile"], resume_from=None, resume_remedy: str | None = None,
-                **overrides) -> MethodRun:
+                compile=EXECUTION["compile"], **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
     `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
     checkpoint path, or a loaded `train.BaselineRun` (e.g. a committed teacher of other settings: recorded by its
-    settings, not its path); default: the profile's baseline of this seed (committed, or cached, or trained).
-    `resume_from`: a state saved elsewhere (a committed resume.pt), copied into the run folder when it is this
-    run further along than what is there; one of other settings is refused, the error ending `resume_remedy`. `out`: the run
+    settings, not its path); default: the profile's baseline of this seed (committed, or cached, or trained). `out`: the run
     folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
     `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
     epochs, not the teacher's training nor the removal after the last epoch). `compile`: a torch.compile mode
@@ -379,11 +382,9 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
                               progress=progress)
         teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
         cfg["teacher_config"] = base.config
-    key = config_key({k: v for k, v in cfg.items()}, exclude=("profile", "compile"))
+    key = run_key(cfg)
     rdir = pruning_run_dir("prune", cfg, key, out)
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
-    if resume_from is not None and DI.is_main():
-        copy_if_further(resume_from, rdir / "state.pt", expect={"arch": arch, "config_key": key}, remedy=resume_remedy)
     complete = _complete(rdir, arch, key, cfg["epochs"], export)
     if not complete and DI.is_main():
         lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written

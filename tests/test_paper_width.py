@@ -32,13 +32,21 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
     assert P.run_state(P.runs("smoke")["teacher"], "smoke") == "finished"
     rows = P.train_runs(None, "smoke", **KW)
     assert [r["status"] for r in rows] == ["finished (committed)", "finished", "finished", "finished (committed)",
-                                           "finished"]
+                                           "finished", "finished", "finished", "finished"]
     for r in list(P.runs("smoke").values())[1:]:
         d = r.folder("smoke")
         assert (d / "summary.json").exists() and (d / "pruned_state.pt").exists() and not (d / P.RESUME).exists()
+        assert json.loads((d / "config.json").read_text())["config_key"] == P.expected_key(r, "smoke"), r.name
     recs = {r["run"]: r for r in P.load_records("smoke")}
     assert all(r["state"] == "finished" for r in recs.values())
     assert recs["control-scratch"]["summary"]["epochs"] == 4  # the teacher's 2 epochs + the students' 2
+    tp = recs["peer-tp"]["summary"]
+    assert tp["finetune_epochs"] == 1 and tp["epochs"] == 1  # split at the method's first LR decay
+    method = recs["method-s0"]["summary"]
+    for name in ("peer-tp", "peer-l1"):  # the peers land at the method's ratio (within one point)
+        assert abs(recs[name]["summary"]["flops_pruned"] - method["flops_pruned"]) < 0.01, name
+    ft = recs["finetune"]["summary"]
+    assert ft["acc_before_finetune"] == method["pruned_acc"]  # the method's own pruned network, measured again
 
 
 def test_controls_sit_at_the_target_and_load_without_our_training_code(store):
@@ -61,6 +69,7 @@ def test_interrupted_run_resumes_from_the_committed_state_alone(store):
     assert rows[0]["status"] == "epoch 1 of 2"
     run = P.runs("smoke")["method-s0"]
     assert P.run_state(run, "smoke") == "epoch 1 of 2"
+    assert (run.folder("smoke") / P.RESUME / "state.pt").exists()
     for f in (store / "runs").rglob("state.pt"):
         f.unlink()  # a new machine: only the repository's state
     assert P.train_runs(["method-s0"], "smoke", **KW)[0]["status"] == "finished"
@@ -89,13 +98,42 @@ def test_committed_state_of_other_settings_is_refused(store):
     T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
     P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
     run = P.runs("smoke")["method-s0"]
-    state = load_checkpoint(run.folder("smoke") / P.RESUME)
-    torch.save({**state, "config_key": "000000000000"}, run.folder("smoke") / P.RESUME)
+    carried = run.folder("smoke") / P.RESUME / "state.pt"
+    torch.save({**load_checkpoint(carried), "config_key": "000000000000"}, carried)
     with pytest.raises(CheckpointError) as e:
         P.train_runs(["method-s0"], "smoke", **KW)
     assert P.RETRAIN_COMMAND in str(e.value)
 
 
 def test_unknown_run_names_the_valid_ones():
-    with pytest.raises(ValueError, match="runs: unknown run .method-s9.; valid: teacher, method-s0"):
+    with pytest.raises(ValueError, match="runs: unknown run .method-s9.; valid: teacher, method-s0, control-distill"):
         P.train_runs(["method-s9"], "smoke")
+
+
+def test_exact_landing_stops_at_the_target_where_tp_steps_overshoot(committed):
+    """Torch-Pruning's global step removes every channel tied at its threshold: with many groups at exactly zero
+    it overshoots; the exact cut stops within one channel of the target."""
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    from paper_repro.studies import peer
+
+    teacher = T.train_baseline("resnet20", "smoke", allow_training=False, **KW, **P.study("smoke")["teacher"])
+    model = teacher.model
+    with torch.no_grad():  # half the inner channels dead, as after sparse training
+        for b in list(model.blocks()):
+            half = b.conv1.out_channels // 2
+            b.conv1.weight[:half] = 0
+            b.bn1.weight[:half] = 0
+            b.bn1.bias[:half] = 0
+            b.conv2.weight[:, :half] = 0
+    cost = CostModel(build_model("resnet20", width=0.5))
+    cfg = peer.resolve_peer("resnet20", "flops=0.2", "smoke", width=0.5, importance="magnitude")
+    example = torch.randn(1, 3, 32, 32)
+    import copy
+
+    stepped, exact = copy.deepcopy(model), copy.deepcopy(model)
+    peer.prune_to_target(stepped, peer.make_pruner(stepped, cfg, 0.0, example), cost,
+                         peer.parse_target("flops=0.2"))
+    peer.exact_cut(exact, peer.make_pruner(exact, cfg, 0.0, example), cost, peer.parse_target("flops=0.2"))
+    f_stepped = peer.achieved(cost, stepped.widths())[1]
+    f_exact = peer.achieved(cost, exact.widths())[1]
+    assert 0.2 <= f_exact < 0.21 and f_stepped > f_exact + 0.05

@@ -1,26 +1,35 @@
 """The runs at the paper's width (issue 23): ResNet-56 at width 1.0, the paper's own network, trained on the CPU in
 the background across sessions and committed, so that `make reproduce` reads them and never retrains them.
 
-They start from the paper-width teacher (config.PAPER_WIDTH, committed in teachers/<profile>/, trained by `make
-teachers`), with the recipe of config.PAPER_WIDTH_STUDY:
+They start from the paper-width teacher (config.PAPER_WIDTH, committed in teachers/<profile>/ and trained by `make
+teachers` or by the `teacher` run here), with the recipe of config.PAPER_WIDTH_STUDY:
 
-- ``method-s<seed>``: the method (`method.prune_train`), N students copied from the teacher, label-free, one run
-  per seed of the study (all taught by the seed-0 teacher: the seeds measure the students' run-to-run noise);
+- ``method-s<seed>``: the method (`method.prune_train`): N students copied from the teacher, label-free, no
+  fine-tuning; one run per seed of the study, all taught by the seed-0 teacher (the seeds measure the students'
+  run-to-run noise);
 - ``control-distill``: the same-FLOPs control taught the same way: students of the network with every prunable
-  width narrowed uniformly to the target (`uniform_widths`), from random weights, the same label-free loss from
-  the same teacher, the same epochs and images, no penalty (`lambda_max` 0);
+  width narrowed by one scale to the target (`uniform_widths`), from random weights, the same label-free loss from
+  the same teacher, the same epochs and images, no penalty; DPFPS's from-scratch LR (`control_lr`);
 - ``control-scratch``: that narrow network trained from random weights with labels, by the teacher's recipe, for
-  as many epochs as the teacher and the students together.
+  as many epochs as the teacher and the students together;
+- ``peer-tp``: Torch-Pruning with its own recipe (group-norm sparse training with labels and TP's magnitude
+  importance, a global cut at the target, fine-tuning with labels), its epochs split at the method's first LR decay;
+- ``peer-l1``: L1-norm pruning of the teacher (one global threshold over layer-normalised norms) at the target,
+  then fine-tuning with labels for the students' epochs (studies/classic.py);
+- ``finetune``: the pruned network of ``method-s0`` fine-tuned with labels (classic.CLASSIC's optimiser,
+  `finetune_epochs`): what labels add after the method, measured rather than assumed.
 
-Each run lives in paper_width/<profile>/<run>/. While it trains: resume.pt, the run's whole state after its last
-finished epoch (copied from runs/ after every call, so that the next call on any machine resumes from the
-repository alone). Once finished: its records (config.json, metrics.csv, summary.json, provenance.json) and its
-network (pruned_state.pt: `export.load_pruned` rebuilds it without our training code); resume.pt is removed.
-`load_records` checks each finished record against today's settings (its cache key) and data (its fingerprint):
-a mismatch is one error line naming the command that retrains.
+Each run lives in paper_width/<profile>/<run>/. While it trains: resume/<file>, the run folder's state files after
+its last finished epoch (copied from runs/ after every call, so that the next call on any machine resumes from the
+repository alone; one of other settings is refused). Once finished: its records (config.json, summary.json,
+metrics.csv where the run writes one, provenance.json) and its network (pruned_state.pt: `export.load_pruned`
+rebuilds it without our training code); resume/ is removed. `load_records` checks each finished record against
+today's settings (its cache key) and data (its fingerprint): a mismatch is one error line naming the command that
+retrains.
 """
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import time
@@ -34,20 +43,29 @@ from ..allocation import allocate, parse_target
 from ..config import PAPER_WIDTH_STUDY, check_profile, config_key, paper_width_overrides, resolve_baseline
 from ..counting import CostModel, count
 from ..datasets import load_dataset
-from ..engine import metrics_csv, pruning_run_dir
-from ..export import write_pruned_state
-from ..method import prune_train, resolve_method
+from ..engine import (eval_batches, evaluate, metrics_csv, milestone_epochs, prepare_data, run_folder,
+                      train_batches)
+from ..export import PRUNED_STATE, load_pruned, write_pruned_state
+from ..method import prune_train, resolve_method, run_key
 from ..models import build_model
-from ..provenance import ROOT, cpu_model, git_commit
+from ..provenance import ROOT, cpu_model, device_name, git_commit, resolve_device
+from ..runlock import holds_run_locks, lock_run_folder
 from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
+from ..studies import classic, peer
 from ..train import run_dir_for, train_baseline, train_teachers
 
 STORE = ROOT / "paper_width"
 RETRAIN_COMMAND = "make paper-width"
-RESUME = "resume.pt"
-KINDS = ("teacher", "method", "control_distill", "control_scratch")
-# What a finished run keeps (small files; pruned_state.pt is the network, a few MB).
-METHOD_RECORDS = ("config.json", "metrics.csv", "summary.json", "widths.json", "pruned_state.pt")
+RESUME = "resume"  # the folder of a run's carried state files
+KINDS = ("teacher", "method", "control_distill", "control_scratch", "peer_tp", "peer_l1", "finetune")
+# The state files each kind's training writes in its run folder (what travels while it is unfinished).
+STATE_FILES = {"method": ("state.pt",), "control_distill": ("state.pt",), "control_scratch": ("checkpoint.pt",),
+               "peer_tp": ("state.pt", "finetune.pt"), "peer_l1": ("finetune.pt",), "finetune": ("finetune.pt",)}
+# What a finished run keeps, copied from its run folder (small files; pruned_state.pt is the network, a few MB).
+RECORDS = {"method": ("config.json", "metrics.csv", "summary.json", "widths.json", PRUNED_STATE),
+           "peer_tp": ("config.json", "metrics.csv", "summary.json", PRUNED_STATE),
+           "peer_l1": ("config.json", "summary.json", PRUNED_STATE)}
+RECORDS["control_distill"] = RECORDS["method"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +80,16 @@ class Run:
             return T.teacher_dir(s["arch"], profile, 0, s["width"])
         return STORE / profile / self.name
 
+    def run_dir(self, profile: str) -> Path:
+        """Where it trains (runs/paper_width/<profile>/<run>; the labelled control: its baseline folder)."""
+        if self.kind == "control_scratch":
+            return run_dir_for(_scratch_config(profile))
+        return run_folder("paper_width", f"{profile}/{self.name}")
+
 
 def study(profile: str) -> dict:
-    """The study's resolved recipe for `profile`: arch, target, seeds, students' overrides, control LR, and the
-    teacher's settings overrides (its width: config.PAPER_WIDTH)."""
+    """The study's resolved recipe for `profile`: arch, target, seeds, students' overrides, control LR, fine-tuning
+    epochs, and the teacher's settings overrides (its width: config.PAPER_WIDTH)."""
     s = PAPER_WIDTH_STUDY[check_profile(profile)]
     if not s:
         raise ValueError(f"profile: {profile!r} has no paper-width study; valid: "
@@ -77,8 +101,9 @@ def study(profile: str) -> dict:
 def runs(profile: str) -> dict[str, Run]:
     """Every run of the study, by name, in the order `train_runs` takes them by default."""
     s = study(profile)
-    out = [Run("teacher", "teacher")] + [Run(f"method-s{n}", "method", n) for n in s["seeds"][:1]]
-    out += [Run("control-distill", "control_distill"), Run("control-scratch", "control_scratch")]
+    out = [Run("teacher", "teacher"), Run(f"method-s{s['seeds'][0]}", "method", s["seeds"][0]),
+           Run("control-distill", "control_distill"), Run("control-scratch", "control_scratch"),
+           Run("peer-tp", "peer_tp"), Run("peer-l1", "peer_l1"), Run("finetune", "finetune")]
     out += [Run(f"method-s{n}", "method", n) for n in s["seeds"][1:]]
     return {r.name: r for r in out}
 
@@ -92,6 +117,7 @@ def uniform_widths(profile: str) -> list[int]:
     return allocate(cm, cm.widths, parse_target(s["target"])).keep
 
 
+# -- each kind's settings and the cache key they give -----------------------------------------------------------------
 def _teacher_config(profile: str) -> dict:
     s = study(profile)
     return resolve_baseline(s["arch"], profile, 0, **s["teacher"])
@@ -105,24 +131,65 @@ def _method_overrides(run: Run, profile: str) -> dict:
     return over
 
 
+def _students(profile: str) -> dict:
+    """The method's resolved settings (seed 0): the budget every other run is measured against."""
+    s = study(profile)
+    return resolve_method(s["arch"], s["target"], profile, 0, **_method_overrides(Run("", "method"), profile))
+
+
 def _scratch_config(profile: str) -> dict:
     s = study(profile)
-    teacher = _teacher_config(profile)
-    students = resolve_method(s["arch"], s["target"], profile, 0, **_method_overrides(Run("", "method"), profile))
+    epochs = _teacher_config(profile)["epochs"] + _students(profile)["epochs"]
     return resolve_baseline(s["arch"], profile, 0, **{**s["teacher"], "widths": uniform_widths(profile),
-                                                      "epochs": teacher["epochs"] + students["epochs"]})
+                                                      "epochs": epochs})
+
+
+def _peer_overrides(profile: str) -> dict:
+    """TP's own recipe at the students' budget: labels, its magnitude importance (its sparse-learning default), its
+    penalty; sparse training until the method's first LR decay, then fine-tuning for the rest, a global cut at the
+    target in between (`landing` exact)."""
+    st = _students(profile)
+    b = st["baseline"]
+    sparse = milestone_epochs(b["lr_milestones"], st["epochs"])[0]
+    return dict(importance="magnitude", loss="ce", landing="exact", epochs=sparse,
+                finetune_epochs=st["epochs"] - sparse, width=b["width"], train_subset=b["train_subset"], lr=b["lr"])
+
+
+def _l1_overrides(profile: str) -> dict:
+    st = _students(profile)
+    return dict(arch=study(profile)["arch"], width=st["baseline"]["width"], epochs=st["epochs"],
+                train_subset=st["baseline"]["train_subset"])
+
+
+def _finetune_config(profile: str) -> dict:
+    """The fine-tuning test: method-s0's pruned network, trained on with labels by classic.CLASSIC's optimiser
+    (lr 0.01, x0.1 at 50% and 75%) for `finetune_epochs` on the students' images."""
+    s = study(profile)
+    st = _students(profile)
+    src = runs(profile)[f"method-s{s['seeds'][0]}"]
+    return dict({k: classic.CLASSIC[k] for k in ("lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma")},
+                epochs=s["finetune_epochs"], source=src.name, source_key=expected_key(src, profile),
+                baseline=st["baseline"], seed=0, arch=s["arch"], profile=profile)
 
 
 def expected_key(run: Run, profile: str) -> str:
-    """The cache key today's settings give `run` (what its records and state must carry): for the method and the
-    distilled control, prune_train's (its settings with the teacher's settings); for the labelled control,
-    train_baseline's."""
+    """The cache key today's settings give `run`: the one its training function computes (tests check they agree),
+    which its records and carried state must carry."""
+    s = study(profile)
     if run.kind == "control_scratch":
         return config_key(_scratch_config(profile))
-    s = study(profile)
-    cfg = resolve_method(s["arch"], s["target"], profile, run.seed, **_method_overrides(run, profile))
-    cfg["teacher_config"] = _teacher_config(profile)
-    return config_key(cfg, exclude=("profile", "compile"))
+    if run.kind in ("method", "control_distill"):
+        cfg = resolve_method(s["arch"], s["target"], profile, run.seed, **_method_overrides(run, profile))
+        return run_key(dict(cfg, teacher_config=_teacher_config(profile)))
+    if run.kind == "peer_tp":
+        cfg = peer.resolve_peer(s["arch"], s["target"], profile, 0, **_peer_overrides(profile))
+        return config_key(dict(cfg, teacher_config_key=config_key(_teacher_config(profile))), exclude=("profile",))
+    if run.kind == "peer_l1":
+        cfg = classic.resolve_classic("l1_global", profile, 0, s["target"], **_l1_overrides(profile))
+        return config_key(dict(cfg, teacher_config_key=config_key(_teacher_config(profile))))
+    if run.kind == "finetune":
+        return config_key(_finetune_config(profile))
+    raise ValueError(f"kind: {run.kind!r} has no settings of its own here; valid: {', '.join(KINDS[1:])}")
 
 
 def _remedy(run: Run) -> str:
@@ -134,66 +201,161 @@ def _finished(run: Run, profile: str) -> bool:
     return (run.folder(profile) / (T.WEIGHTS if run.kind == "teacher" else "summary.json")).exists()
 
 
-def _provenance(summary: dict, seconds: float) -> dict:
-    return dict(device=summary.get("device"), processor=cpu_model(), machine=platform.machine(),
-                torch=torch.__version__, commit=git_commit(), train_seconds=round(seconds, 1),
-                published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+def _carry_in(run: Run, profile: str) -> None:
+    """Seed the run folder from the committed state files where those are this run further along; a committed
+    state of other settings is refused (one line naming the retrain command)."""
+    key = expected_key(run, profile)
+    for name in STATE_FILES[run.kind]:
+        copy_if_further(run.folder(profile) / RESUME / name, run.run_dir(profile) / name,
+                        expect={"config_key": key}, remedy=_remedy(run))
 
 
-def _publish_method(run: Run, profile: str, result) -> str:
+def _carry_out(run: Run, profile: str) -> None:
+    for name in STATE_FILES[run.kind]:
+        src = run.run_dir(profile) / name
+        if src.exists():
+            write_bytes(run.folder(profile) / RESUME / name, src.read_bytes())
+
+
+def _publish(run: Run, profile: str, summary: dict, seconds: float, extra: dict | None = None) -> str:
+    """A finished run's records: the kind's files from its run folder, then `extra` {name: json}, provenance last;
+    the carried state goes."""
     d = run.folder(profile)
-    if not result.summary:  # unfinished: its state travels in the repository
-        write_bytes(d / RESUME, (result.run_dir / "state.pt").read_bytes())
-        return f"epoch {result.metrics[-1]['epoch'] if result.metrics else 0} of {result.config['epochs']}"
-    for name in METHOD_RECORDS:
-        write_bytes(d / name, (result.run_dir / name).read_bytes())
-    write_json(d / "provenance.json", _provenance(result.summary, result.summary["train_seconds"]))
-    (d / RESUME).unlink(missing_ok=True)
+    for name in RECORDS.get(run.kind, ()):
+        write_bytes(d / name, (run.run_dir(profile) / name).read_bytes())
+    for name, obj in (extra or {}).items():
+        write_json(d / name, obj)
+    write_json(d / "provenance.json", dict(
+        device=summary.get("device"), processor=cpu_model(), machine=platform.machine(), torch=torch.__version__,
+        commit=git_commit(), train_seconds=round(seconds, 1),
+        published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    shutil.rmtree(d / RESUME, ignore_errors=True)
     return "finished"
 
 
-def _train_method(run: Run, profile: str, left, common: dict, max_epochs_now=None) -> str:
+def _unfinished(run: Run, profile: str, done: int, total: int) -> str:
+    _carry_out(run, profile)
+    return f"epoch {done} of {total}"
+
+
+def _teacher_run(profile: str, common: dict):
+    """The committed paper-width teacher, checked (arch, width, settings, data), or None while it is unfinished.
+    Never trained here."""
     s = study(profile)
     if not (T.teacher_dir(s["arch"], profile, 0, s["width"]) / T.WEIGHTS).exists():
-        return f"waiting for the teacher ({T.RETRAIN_COMMAND})"
-    # the committed paper-width teacher, checked (arch, width, settings, data); never trained here
-    teacher = train_baseline(s["arch"], profile, 0, progress=False, allow_training=False,
-                             **{k: common[k] for k in ("device", "data_dir", "download")}, **s["teacher"])
-    result = prune_train(s["arch"], s["target"], profile, run.seed, teacher=teacher, export=False,
-                         time_budget_s=left, max_epochs_now=max_epochs_now, resume_from=run.folder(profile) / RESUME,
-                         resume_remedy=_remedy(run), **common, **_method_overrides(run, profile))
-    return _publish_method(run, profile, result)
+        return None
+    return train_baseline(s["arch"], profile, 0, progress=False, allow_training=False,
+                          **{k: common[k] for k in ("device", "data_dir", "download")}, **s["teacher"])
 
 
-def _train_scratch(run: Run, profile: str, left, common: dict, max_epochs_now=None) -> str:
+def _train_method(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
+    s = study(profile)
+    r = prune_train(s["arch"], s["target"], profile, run.seed, teacher=teacher, out=run.run_dir(profile),
+                    export=False, time_budget_s=left, max_epochs_now=max_epochs_now, **common,
+                    **_method_overrides(run, profile))
+    if not r.summary:
+        return _unfinished(run, profile, r.metrics[-1]["epoch"] if r.metrics else 0, r.config["epochs"])
+    return _publish(run, profile, r.summary, r.summary["train_seconds"])
+
+
+def _train_scratch(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
     s = study(profile)
     cfg = _scratch_config(profile)
-    key = config_key(cfg)
-    ckpt_path = run_dir_for(cfg) / "checkpoint.pt"
-    d = run.folder(profile)
-    copy_if_further(d / RESUME, ckpt_path, expect={"arch": s["arch"], "config_key": key}, remedy=_remedy(run))
-    over = {k: cfg[k] for k in ("width", "widths", "epochs")}
     r = train_baseline(s["arch"], profile, 0, time_budget_s=left, max_epochs_now=max_epochs_now,
-                       use_committed=False, allow_training=True, **common, **over)
+                       use_committed=False, allow_training=True, **common,
+                       **{k: cfg[k] for k in ("width", "widths", "epochs")})
     if len(r.metrics) < cfg["epochs"]:
-        write_bytes(d / RESUME, ckpt_path.read_bytes())
-        return f"epoch {len(r.metrics)} of {cfg['epochs']}"
+        return _unfinished(run, profile, len(r.metrics), cfg["epochs"])
+    d, key = run.folder(profile), config_key(cfg)
     full = count(build_model(s["arch"], cfg["num_classes"], width=cfg["width"]))
     c = count(r.model)
-    state = {k: v.detach().cpu() for k, v in r.model.state_dict().items()}
-    write_pruned_state(d, s["arch"], cfg["num_classes"], cfg["width"], cfg["widths"], state, config_key=key)
-    write_json(d / "config.json", {**cfg, "config_key": key, **r.dataset_stamp})
+    write_pruned_state(d, s["arch"], cfg["num_classes"], cfg["width"], cfg["widths"],
+                       {k: v.detach().cpu() for k, v in r.model.state_dict().items()}, config_key=key)
     write_text(d / "metrics.csv", metrics_csv(r.metrics))
     summary = dict(arch=s["arch"], target=s["target"], profile=profile, seed=cfg["seed"], **r.dataset_stamp,
                    device=r.device, commit=git_commit(), epochs=len(r.metrics), labels="on",
-                   train_images=cfg["train_subset"] or "all", pruned_acc=r.test_acc, baseline_acc=None,
+                   train_images=cfg["train_subset"] or "all", pruned_acc=r.test_acc,
                    params_before=full["params"], params_after=c["params"], macs_before=full["macs"],
                    macs_after=c["macs"], params_pruned=1 - c["params"] / full["params"],
                    flops_pruned=1 - c["macs"] / full["macs"], widths=cfg["widths"], train_seconds=r.train_seconds)
-    write_json(d / "summary.json", summary)
-    write_json(d / "provenance.json", _provenance(summary, r.train_seconds))
-    (d / RESUME).unlink(missing_ok=True)
-    return "finished"
+    return _publish(run, profile, summary, r.train_seconds,
+                    {"config.json": {**cfg, "config_key": key, **r.dataset_stamp}, "summary.json": summary})
+
+
+def _train_peer_tp(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
+    s = study(profile)
+    r = peer.peer_train(s["arch"], s["target"], profile, 0, teacher=teacher, out=run.run_dir(profile),
+                        time_budget_s=left, max_epochs_now=max_epochs_now, **common, **_peer_overrides(profile))
+    if not r.summary:
+        total = r.config["epochs"] + r.config["finetune_epochs"]
+        return _unfinished(run, profile, _epochs_done(run, profile), total)
+    return _publish(run, profile, r.summary, r.summary["train_seconds"])
+
+
+def _train_peer_l1(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
+    s = study(profile)
+    r = classic.run_classic("l1_global", profile, 0, common["device"], teacher_run=teacher, target=s["target"],
+                            data_dir=common["data_dir"], download=common["download"], time_budget_s=left,
+                            out=run.run_dir(profile), **_l1_overrides(profile))
+    if not r.summary:
+        return _unfinished(run, profile, _epochs_done(run, profile), r.config["epochs"])
+    return _publish(run, profile, r.summary, r.summary["train_seconds"])
+
+
+def _epochs_done(run: Run, profile: str) -> int:
+    done = 0
+    for name in STATE_FILES[run.kind]:
+        f = run.run_dir(profile) / name
+        if f.exists():
+            done += load_checkpoint(f).get("epoch", 0)
+    return done
+
+
+@holds_run_locks
+def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
+    """The fine-tuning test: method-s0's committed pruned network, fine-tuned with labels; its accuracy before and
+    after on every test image."""
+    src = runs(profile)[_finetune_config(profile)["source"]]
+    if not _finished(src, profile):
+        return f"waiting for {src.name}"
+    cfg = _finetune_config(profile)
+    key = config_key(cfg)
+    b = cfg["baseline"]
+    dev = resolve_device(common["device"])
+    rdir = run.run_dir(profile)
+    lock_run_folder(rdir)
+    ds, train_split, test_split = prepare_data(b, dev, common["data_dir"], common["download"])
+    model = load_pruned(src.folder(profile)).to(dev)
+    test_b = eval_batches(test_split, b)
+    _, acc_before = evaluate(model, test_b, dev)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    metrics, seconds = classic.train_labels(model, train_batches(train_split, b, cfg["seed"] + 29), test_b,
+                                            cfg["epochs"], dict(cfg, batch_size=b["batch_size"], config_key=key),
+                                            dev, rdir / "finetune.pt", cfg["seed"], "finetune",
+                                            stop_after=max_epochs_now, time_budget_s=left)
+    if len(metrics) < cfg["epochs"]:
+        return _unfinished(run, profile, len(metrics), cfg["epochs"])
+    model.eval()
+    _, acc_after = evaluate(model, test_b, dev)
+    source = json.loads((src.folder(profile) / "summary.json").read_text())
+    d = run.folder(profile)
+    write_pruned_state(d, cfg["arch"], b["num_classes"], b["width"], model.widths(),
+                       {k: v.detach().cpu() for k, v in model.state_dict().items()}, config_key=key)
+    write_text(d / "metrics.csv", metrics_csv(metrics))
+    summary = dict(arch=cfg["arch"], target=source["target"], profile=profile, seed=cfg["seed"], **ds.stamp(),
+                   device=device_name(dev), commit=git_commit(), source=src.name, epochs=cfg["epochs"],
+                   lr=cfg["lr"], labels="on", baseline_acc=source["baseline_acc"], acc_before_finetune=acc_before,
+                   pruned_acc=acc_after, gain_points=100 * (acc_after - acc_before),
+                   params_pruned=source["params_pruned"], flops_pruned=source["flops_pruned"],
+                   train_seconds=seconds, test_images=len(test_split.y))
+    return _publish(run, profile, summary, seconds,
+                    {"config.json": {**cfg, "config_key": key, **ds.stamp()}, "summary.json": summary})
+
+
+TRAIN = {"method": _train_method, "control_distill": _train_method, "control_scratch": _train_scratch,
+         "peer_tp": _train_peer_tp, "peer_l1": _train_peer_l1, "finetune": _train_finetune}
+NEEDS_TEACHER = ("method", "control_distill", "peer_tp", "peer_l1")
 
 
 def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, retrain: bool = False,
@@ -202,7 +364,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
     """`make paper-width`: train (or resume) each run of `names` (default: all, in `runs` order) within `budget_s`
     seconds, then copy its state or records to paper_width/<profile>/ (the teacher's to teachers/). A finished run
     is skipped unless `retrain` (which also drops its state; never the teacher's: `make teachers RETRAIN=1`). A run
-    whose teacher is not finished waits (its status says so)."""
+    whose teacher (or source run) is not finished waits (its status says so)."""
     known = runs(profile)
     names = list(known) if names is None else list(names)
     bad = [n for n in names if n not in known]
@@ -210,11 +372,14 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         raise ValueError(f"runs: unknown run {bad[0]!r}; valid: {', '.join(known)}")
     t0, rows = time.perf_counter(), []
     common = dict(device=device, data_dir=data_dir, download=download, progress=progress)
+    teacher = None
     for name in names:
         run = known[name]
         d = run.folder(profile)
-        if retrain and run.kind != "teacher":  # train_teachers(retrain=True) replaces the teacher's files
+        if retrain and run.kind != "teacher":  # its records, carried state and local state
             shutil.rmtree(d, ignore_errors=True)
+            for f in STATE_FILES[run.kind]:
+                (run.run_dir(profile) / f).unlink(missing_ok=True)
         if _finished(run, profile):
             rows.append(dict(run=name, status="finished (committed)", folder=str(d)))
             continue
@@ -222,51 +387,61 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         if left is not None and left <= 0:
             rows.append(dict(run=name, status="not reached (budget spent)", folder=str(d)))
             continue
-        if run.kind == "teacher":  # `make teachers`'s job, for this one teacher
-            # never retrained from here (hours of compute): `make teachers RETRAIN=1` does that
+        if run.kind == "teacher":  # `make teachers`'s job, for this one teacher; never retrained from here
             t = train_teachers([study(profile)["arch"]], profile, 0, left, False, paper_width=True, **common)[0]
             rows.append(dict(run=name, status=t["status"], folder=t["folder"]))
             continue
-        train = _train_scratch if run.kind == "control_scratch" else _train_method
-        if retrain:  # the runs/ state of these settings goes too: a retrain starts from epoch 0
-            _drop_local_state(run, profile)
-        rows.append(dict(run=name, status=train(run, profile, left, common, max_epochs_now), folder=str(d)))
+        if run.kind in NEEDS_TEACHER:
+            teacher = teacher or _teacher_run(profile, common)
+            if teacher is None:
+                rows.append(dict(run=name, status=f"waiting for the teacher ({T.RETRAIN_COMMAND})", folder=str(d)))
+                continue
+        _carry_in(run, profile)
+        status = TRAIN[run.kind](run, profile, teacher, left, common, max_epochs_now)
+        rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
-
-
-def _drop_local_state(run: Run, profile: str) -> None:
-    if run.kind == "control_scratch":
-        (run_dir_for(_scratch_config(profile)) / "checkpoint.pt").unlink(missing_ok=True)
-        return
-    s = study(profile)
-    cfg = resolve_method(s["arch"], s["target"], profile, run.seed, **_method_overrides(run, profile))
-    shutil.rmtree(pruning_run_dir("prune", cfg, expected_key(run, profile)), ignore_errors=True)
 
 
 # -- reading ----------------------------------------------------------------------------------------------------------
 def run_state(run: Run, profile: str) -> str:
-    """'finished', 'epoch k of E' (committed state), or 'not started'."""
+    """'finished', 'epoch k of E' (from the committed state), or 'not started'."""
     d = run.folder(profile)
     if _finished(run, profile):
         return "finished"
-    if (d / RESUME).exists():  # (teachers.RESUME is the same name)
-        ck = load_checkpoint(d / RESUME)
-        total = ck["config"]["epochs"] if "config" in ck else None
-        if total is None:
-            total = resolve_method(study(profile)["arch"], study(profile)["target"], profile, run.seed,
-                                   **_method_overrides(run, profile))["epochs"]
-        return f"epoch {ck['epoch']} of {total}"
-    return "not started"
+    if run.kind == "teacher":
+        if not (d / T.RESUME).exists():
+            return "not started"
+        ck = load_checkpoint(d / T.RESUME)
+        return f"epoch {ck['epoch']} of {ck['config']['epochs']}"
+    files = [d / RESUME / n for n in STATE_FILES[run.kind] if (d / RESUME / n).exists()]
+    if not files:
+        return "not started"
+    done = sum(load_checkpoint(f).get("epoch", 0) for f in files)
+    return f"epoch {done} of {total_epochs(run, profile)}"
+
+
+def total_epochs(run: Run, profile: str) -> int:
+    """The epochs `run` trains in all (both phases of a pipeline)."""
+    if run.kind == "control_scratch":
+        return _scratch_config(profile)["epochs"]
+    if run.kind == "peer_tp":
+        o = _peer_overrides(profile)
+        return o["epochs"] + o["finetune_epochs"]
+    if run.kind == "peer_l1":
+        return _l1_overrides(profile)["epochs"]
+    if run.kind == "finetune":
+        return _finetune_config(profile)["epochs"]
+    s = study(profile)
+    return resolve_method(s["arch"], s["target"], profile, run.seed, **_method_overrides(run, profile))["epochs"]
 
 
 def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[dict]:
-    """One row per run of the study: its name, kind, seed and state, and for a finished one its summary and
-    config, checked against today's settings and (`fingerprint`) data. Reads files only; trains nothing."""
-    import json
-
+    """One row per run of the study (the teacher is loaded by train_baseline where a notebook needs it): its name,
+    kind, seed, state and folder, and for a finished one its summary and config, checked against today's settings
+    and (`fingerprint`) data. Reads files only; trains nothing."""
     rows = []
     for run in runs(profile).values():
-        if run.kind == "teacher":  # loaded and checked by train_baseline where a notebook needs it
+        if run.kind == "teacher":
             continue
         d = run.folder(profile)
         row = dict(run=run.name, kind=run.kind, seed=run.seed, state=run_state(run, profile), folder=str(d))

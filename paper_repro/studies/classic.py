@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,12 +168,12 @@ def _optimizer(model, cfg, epochs):
 
 def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg: dict, dev, state_path: Path,
                  seed: int, phase: str, slim_lambda: float = 0.0, extra: dict | None = None,
-                 stop_after: int | None = None) -> tuple[list, float]:
+                 stop_after: int | None = None, time_budget_s: float | None = None) -> tuple[list, float]:
     """Cross-entropy training for `epochs` (+ slimming's γ penalty on the prunable BNs when slim_lambda > 0).
 
     Resumable: model, optimiser, scheduler and metrics go to `state_path` after every epoch; a finished state
-    is loaded without training. `stop_after`: leave after that many epochs (a later call resumes). Returns
-    (metrics, seconds)."""
+    is loaded without training. `stop_after`, `time_budget_s`: leave after that many epochs, or before one would
+    overrun that many seconds (a later call resumes). Returns (metrics, seconds)."""
     opt, sched = _optimizer(model, cfg, epochs)
     norms = [bn for g in model.channel_groups() for bn in g.norms]
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
@@ -181,7 +182,8 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
     st = resume(state_path, expect, restore_training(model, opt, sched, state_path))
     if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
-    for epoch, _ in epoch_loop(start, epochs, phase, max_epochs_now=stop_after):
+    for epoch, _ in epoch_loop(start, epochs, phase, max_epochs_now=stop_after, time_budget_s=time_budget_s,
+                               metrics=metrics):
         torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
         lr, loss_sum, _, n, dt = timed_epoch(net, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)),
                                              opt, sched, plain_loss, dev,
@@ -201,12 +203,13 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
 
 # -- one arm -------------------------------------------------------------------------------------------------
 def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, arch: str | None = None,
-                    **overrides) -> dict:
-    """Flat settings of one classic arm; epochs and train_subset come from `ablation.budget(profile)`."""
+                    width: float | None = None, **overrides) -> dict:
+    """Flat settings of one classic arm; epochs and train_subset come from `ablation.budget(profile)`. `width`:
+    the network's (default: the profile's; another one for a teacher of another width)."""
     check_arm(arm)
     check_profile(profile)
     arch = arch or SUBJECT["arch"]
-    baseline = resolve_students(arch, profile, seed)
+    baseline = resolve_students(arch, profile, seed, width=width)
     b = budget(profile)
     cfg = dict(CLASSIC, **profile_settings("classic", profile, arch), epochs=b.get("epochs", baseline["epochs"]),
                train_subset=b.get("train_subset", baseline["train_subset"]))
@@ -241,8 +244,12 @@ def _summary_path(rdir: Path) -> Path:
 
 @holds_run_locks
 def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
-                target=None, data_dir=None, download: bool = True, **overrides) -> ClassicRun:
-    """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels."""
+                target=None, data_dir=None, download: bool = True, time_budget_s: float | None = None,
+                out=None, **overrides) -> ClassicRun:
+    """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels.
+    `time_budget_s`: stop between epochs before that many seconds (the summary is then empty; a later call
+    resumes the phase from its state file). `out`: the run folder (default runs/classic/...)."""
+    t_call = time.perf_counter()
     cfg = resolve_classic(arm, profile, seed, target, **overrides)
     tgt: Target = parse_target(cfg["target"])
     dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
@@ -251,7 +258,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     cfg["teacher_config_key"] = config_key(teacher_run.config)
     key = config_key({k: v for k, v in cfg.items() if k != "config_key"})
     cfg["config_key"] = key
-    rdir = pruning_run_dir("classic", cfg, key, arm=arm)
+    rdir = pruning_run_dir("classic", cfg, key, out, arm=arm)
     spath = _summary_path(rdir)
     summary = json.loads(spath.read_text()) if spath.exists() else {}
     if DI.from_main(summary.get("config_key") == key):  # torchrun: rank 0's answer holds for every rank
@@ -275,9 +282,14 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         if arm == "slimming" else 0.0
     metrics, seconds = [], 0.0
     acc_sparse = float("nan")
+    def left():
+        return None if time_budget_s is None else time_budget_s - (time.perf_counter() - t_call)
+
     if cfg["sparse_epochs"]:
         m, s = train_labels(model, shard_b, test_b, cfg["sparse_epochs"], cfg, dev, rdir / "sparse.pt", seed,
-                            "sparse", slim_lambda=lam)
+                            "sparse", slim_lambda=lam, time_budget_s=left())
+        if len(m) < cfg["sparse_epochs"]:
+            return ClassicRun(cfg, {}, rdir, None)
         metrics, seconds, acc_sparse = metrics + m, seconds + s, m[-1]["test_acc"]
     model.eval()
 
@@ -305,7 +317,9 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         p.requires_grad_(True)
     if cfg["finetune_epochs"]:
         m, s = train_labels(pruned, shard_b, test_b, cfg["finetune_epochs"], cfg, dev, rdir / "finetune.pt", seed,
-                            "finetune", extra={"widths": widths})
+                            "finetune", extra={"widths": widths}, time_budget_s=left())
+        if len(m) < cfg["finetune_epochs"]:
+            return ClassicRun(cfg, {}, rdir, None)
         metrics, seconds = metrics + m, seconds + s
     pruned.eval()
     _, acc_final = evaluate(pruned, test_b, dev)

@@ -60,8 +60,9 @@ from ..provenance import device_name, git_commit
 from ..runlock import holds_run_locks, lock_run_folder
 from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
 from ..surgery import logit_gap
-from ..train import load_teacher, train_baseline
+from ..train import BaselineRun, load_teacher, train_baseline
 from . import ablation
+from .classic import CLASSIC, train_labels
 
 IMPORTANCES = ("magnitude", "taylor")
 LOSSES = ("ce", "kd")
@@ -76,12 +77,21 @@ PEER = dict(
     reg=TP_RECIPE["reg"],  # [TP] before scaling
     reg_scaling=True,
     alpha=4,  # [TP] the penalty weight spans [2^0, 2^alpha]
+    # How the pruned network lands at the target. "exact" [chosen]: TP's importance of every group, one global
+    # ranking, channels removed in order until our count meets the target, then TP's own cut (`exact_cut`).
+    # "tp_steps" [TP]: the library's global steps until the target; a step removes every channel tied at its
+    # threshold, and after sparse training many groups are exactly 0: one Taylor step went from 0% to 80.9%.
+    landing="exact",
     iterative_steps=400,  # [TP] pruning_ratio 1.0 in 400 steps: 0.25% of the channels per step until the target
     max_pruning_ratio=1.0,  # [TP] default; a layer keeps at least one channel whatever this is
     taylor_batches=10,
     kd_temperature=4.0,  # as our KD term
     epochs=None,  # None: the profile's method epochs are not used; give the budget's (ablation.budget)
+    # Fine-tuning with labels after the cut [TP's recipe], by the classic pipelines' optimiser (classic.CLASSIC:
+    # lr 0.01, x0.1 at 50% and 75%); 0: none (notebook 07 compares with ours, which has none either).
+    finetune_epochs=0,
 )
+LANDINGS = ("exact", "tp_steps")
 
 
 def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
@@ -100,6 +110,10 @@ def resolve_peer(arch: str, target, profile: str = "cpu", seed: int = 0, **overr
     check_choice("importance", cfg["importance"], IMPORTANCES)
     check_choice("loss", cfg["loss"], LOSSES)
     check_choice("reg_scaling", cfg["reg_scaling"], (True, False))
+    check_choice("landing", cfg["landing"], LANDINGS)
+    if not (isinstance(cfg["finetune_epochs"], int) and not isinstance(cfg["finetune_epochs"], bool)
+            and cfg["finetune_epochs"] >= 0):
+        raise ValueError(f"finetune_epochs: must be an integer >= 0, got {cfg['finetune_epochs']!r}")
     for k in ("epochs", "iterative_steps", "taylor_batches"):
         if not (isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= 1):
             raise ValueError(f"{k}: must be an integer >= 1, got {cfg[k]!r}")
@@ -177,6 +191,43 @@ def prune_to_target(model, pruner, cost_model: CostModel, tgt) -> tuple[int, boo
         steps += 1
 
 
+def exact_cut(model, pruner, cost_model: CostModel, tgt) -> tuple[int, bool]:
+    """TP's importance of every prunable group (`pruner.estimate_importance`), one global ranking (ascending; ties
+    by block, then channel), channels taken in that order, a block's last channel kept, until our count meets the
+    target; then TP cuts them (`manual_prune_width`). Lands within one channel of the target. Returns (channels
+    cut, target met)."""
+    import torch_pruning as tp
+
+    blocks = {id(b.conv1): l for l, b in enumerate(model.blocks())}
+    imps = [None] * len(blocks)
+    for group in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                          root_module_types=pruner.root_module_types):
+        root = group[0].dep.target.module
+        if id(root) in blocks and pruner.DG.is_out_channel_pruning_fn(group[0].dep.handler):
+            imps[blocks[id(root)]] = pruner.estimate_importance(group).detach().float().cpu()
+    missing = [l for l, v in enumerate(imps) if v is None]
+    if missing:
+        raise RuntimeError(f"Torch-Pruning gave no importance for blocks {missing}: its groups no longer match "
+                           "the blocks' inner channels")
+    alive = [len(v) for v in imps]
+    dead = [[] for _ in imps]
+    met = tgt.met(*achieved(cost_model, alive))
+    for _, l, c in sorted((float(v), l, c) for l, imp in enumerate(imps) for c, v in enumerate(imp.tolist())):
+        if met:
+            break
+        if alive[l] == 1:
+            continue
+        dead[l].append(c)
+        alive[l] -= 1
+        met = tgt.met(*achieved(cost_model, alive))
+    for l, b in enumerate(model.blocks()):
+        if dead[l]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pruner.manual_prune_width(b.conv1, tp.prune_conv_out_channels, dead[l])
+    return sum(map(len, dead)), met
+
+
 @dataclass
 class PeerRun:
     config: dict
@@ -190,10 +241,13 @@ class PeerRun:
 @holds_run_locks
 def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher=None,
                out=None, data_dir=None, download: bool = True, progress: bool = True,
-               max_epochs_now: int | None = None, **overrides) -> PeerRun:
-    """Teacher → TP group-norm sparse training (budget epochs) → TP global pruning to the target. No fine-tuning.
+               max_epochs_now: int | None = None, time_budget_s: float | None = None, **overrides) -> PeerRun:
+    """Teacher → TP group-norm sparse training (`epochs`) → TP global pruning to the target (`landing`) →
+    fine-tuning with labels (`finetune_epochs`; 0: none).
 
-    `teacher`: a baseline checkpoint.pt (default: the profile's cached baseline, trained if missing)."""
+    `teacher`: a baseline checkpoint.pt, or a loaded `train.BaselineRun` (recorded by its settings); default: the
+    profile's cached baseline, trained if missing. `max_epochs_now`, `time_budget_s`: stop between epochs (of
+    either phase); a later call resumes."""
     cfg = resolve_peer(arch, target, profile, seed, **overrides)
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
@@ -201,7 +255,14 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     if teacher is None:
         teacher = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                                  progress=progress).checkpoint
-    t_model, baseline_acc, t_cfg, t_key = load_teacher(teacher, arch, b, remedy)
+    if isinstance(teacher, BaselineRun):
+        if (teacher.config["arch"], teacher.config["width"]) != (arch, b["width"]):
+            raise ValueError(f"teacher: a {teacher.config['arch']} at width {teacher.config['width']}, the run is "
+                             f"{arch} at width {b['width']}")
+        t_model, baseline_acc, t_cfg = teacher.model, teacher.test_acc, teacher.config
+        t_key, teacher = config_key(t_cfg), teacher.checkpoint
+    else:
+        t_model, baseline_acc, t_cfg, t_key = load_teacher(teacher, arch, b, remedy)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
     rdir = pruning_run_dir("peer", cfg, key, out)
@@ -241,7 +302,8 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         write_json(rdir / "config.json", record)
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
-    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now):
+    for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now,
+                                 time_budget_s, metrics):
         torch.manual_seed(seed * 1000 + epoch + 11)
         lr, loss_sum, correct, n, dt = timed_epoch(
             net, shard_b.set_epoch(epoch), opt, sched, lambda m, x, y: _loss(cfg, m, t_model, x, y), dev,
@@ -257,13 +319,14 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     DI.plain_batchnorm_(model)  # TP prunes plain BatchNorm2d layers
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
-    summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev,
-                                        rdir, baseline_acc, ds, seconds, metrics, reg)
+    left = None if time_budget_s is None else time_budget_s - sum(m["epoch_seconds"] for m in metrics[start:])
+    summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, test_b, cost_model,
+                                        dev, rdir, baseline_acc, ds, seconds, metrics, reg, left)
     return PeerRun(cfg, model, summary, metrics, rdir, False)
 
 
-def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, cost_model, dev, rdir, baseline_acc,
-                       ds, seconds, metrics, reg):
+def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, test_b, cost_model, dev, rdir,
+                       baseline_acc, ds, seconds, metrics, reg, time_budget_s=None):
     b = cfg["baseline"]
     before = count(t_model)
     _, acc_trained = evaluate(model, test_b, dev)
@@ -275,12 +338,28 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, c
                 break
             _loss(cfg, model, t_model, x, y)[0].backward()
     t0 = time.perf_counter()
-    steps, met = prune_to_target(model, pruner, cost_model, tgt)
+    land = exact_cut if cfg["landing"] == "exact" else prune_to_target
+    steps, met = land(model, pruner, cost_model, tgt)
     prune_seconds = time.perf_counter() - t0
     DI.check_same(model.widths(), "the pruned widths")  # torchrun: one pruned network on every rank
     model.zero_grad(set_to_none=True)
     model = model.eval()
     _, acc_pruned = evaluate(model, test_b, dev)
+    acc_cut = acc_pruned
+    if cfg["finetune_epochs"]:  # TP's recipe: fine-tune the cut network with labels (resumable, classic's loop)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        ft_cfg = dict(CLASSIC, batch_size=b["batch_size"], config_key=key)
+        ft, ft_seconds = train_labels(model, shard_b, test_b, cfg["finetune_epochs"], ft_cfg, dev,
+                                      rdir / "finetune.pt", cfg["seed"], "finetune",
+                                      extra={"widths": [int(w) for w in model.widths()]},
+                                      time_budget_s=time_budget_s)
+        if len(ft) < cfg["finetune_epochs"]:  # stopped by the budget: the next call resumes the fine-tuning
+            return {}, model.eval()
+        seconds += ft_seconds
+        metrics = metrics + ft
+        model = model.eval()
+        _, acc_pruned = evaluate(model, test_b, dev)
     after = count(model)
     widths = [int(w) for w in model.widths()]
     # The TP-pruned module is a plain CifarResNet with smaller inner widths: rebuild it from (widths, weights)
@@ -294,8 +373,9 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, test_b, c
     summary = dict(
         arch=cfg["arch"], target=cfg["target"], profile=cfg["profile"], seed=cfg["seed"], **ds.stamp(),
         device=device_name(dev), commit=git_commit(), importance=cfg["importance"], loss=cfg["loss"],
-        epochs=cfg["epochs"], finetune_epochs=0, train_images=b["train_subset"] or "all",
-        baseline_acc=baseline_acc, trained_acc=acc_trained, pruned_acc=acc_pruned,
+        epochs=cfg["epochs"], finetune_epochs=cfg["finetune_epochs"], train_images=b["train_subset"] or "all",
+        baseline_acc=baseline_acc, trained_acc=acc_trained, acc_before_finetune=acc_cut, pruned_acc=acc_pruned,
+        landing=cfg["landing"],
         params_before=before["params"], params_after=after["params"], macs_before=before["macs"],
         macs_after=after["macs"], params_pruned=1 - after["params"] / before["params"],
         flops_pruned=1 - after["macs"] / before["macs"], params_pruned_analytic=pp, flops_pruned_analytic=fp,
@@ -316,7 +396,7 @@ def peer_row(arm: str, run: PeerRun) -> dict:
     s, c = run.summary, run.config
     return dict(
         arm=arm, label_use="labels" if c["loss"] == "ce" else "none", students=1, epochs=c["epochs"],
-        finetune_epochs=0, train_images=c["baseline"]["train_subset"] or "all", target=c["target"],
+        finetune_epochs=c["finetune_epochs"], train_images=c["baseline"]["train_subset"] or "all", target=c["target"],
         baseline_acc=s["baseline_acc"], best_acc=s["pruned_acc"], mean_acc=s["pruned_acc"],
         params_pruned=s["params_pruned"], flops_pruned=s["flops_pruned"], target_met=s["target_met"],
         seconds_per_epoch=s["train_seconds"] / c["epochs"], device=s["device"],
