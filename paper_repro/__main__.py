@@ -152,7 +152,8 @@ def _paper_width(args):
     _set_threads(args.threads)
     names = None if args.runs == "all" else args.runs.split(",")
     for row in train_runs(names, args.profile, _budget_s(args.budget_minutes), args.retrain, args.device,
-                          args.data_dir, not args.no_download, max_epochs_now=args.max_epochs_now):
+                          args.data_dir, not args.no_download, max_epochs_now=args.max_epochs_now,
+                          publish_only=args.publish_only):
         print(json.dumps(row), flush=True)
 
 
@@ -282,6 +283,9 @@ def _add_paper_width(sub):
     pw.add_argument("--max-epochs-now", type=int, default=None, help="stop each run after this many epochs")
     pw.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     pw.add_argument("--retrain", action="store_true", help="from scratch, replacing the committed runs and state")
+    pw.add_argument("--publish-only", action="store_true",
+                    help="only copy the runs' state from runs/ to paper_width/ (and the teacher's to teachers/), "
+                         "no training: to commit while another process trains them")
     pw.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     pw.add_argument("--data-dir", default=None)
     pw.add_argument("--no-download", action="store_true")

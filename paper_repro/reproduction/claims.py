@@ -225,3 +225,73 @@ def deployment_verdicts(latency, notebook: str, figure: str = "deployment_speedu
                            "bootstrap of the timed calls (this machine)" if sd else "one timing (mean of two medians)",
                            comparable=comparable))
     return out
+
+
+def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, teacher_goal: float | None,
+                         arch: str, target: str, notebook: str, figure: str = "") -> list[Verdict]:
+    """02, the paper-width runs (`tables.paper_width_table`): the teacher at its goal and the method at its target
+    (checks of the runs), the paper's accuracy claim at the paper's width, and the questions the controls, the peers
+    and the fine-tuning test answer. `noise`: σ of the method's accuracy over its finished seeds (None: none
+    finished). A run that has not finished is "not testable" and its measured text says how far it is."""
+    tag = f"{arch}_w1"
+    rows = {r["run"]: r for r in table.to_dict("records")}
+    method = rows[next(n for n in rows if n.startswith("method-"))]
+    sd = 0.0 if noise is None else noise.sd_points
+    src = "" if noise is None else noise.source
+    kind, ratio = target.split("=")
+
+    def state(*names) -> str:
+        waiting = [f"{n} {rows[n]['state']}" for n in names if rows[n]["state"] != "finished"]
+        return f" (not finished: {', '.join(waiting)})" if waiting else ""
+
+    def pts(name, col="acc"):
+        v = rows[name][col]
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else _pts(v)
+
+    out = []
+    if teacher_goal is not None:
+        out.append(verdict(f"teacher_converged_{tag}", f"The {arch} teacher at the paper's width is trained (≥ "
+                           f"{100 * teacher_goal:g}% test accuracy)", "issue 23: the paper-width teacher [chosen goal]",
+                           "test accuracy, % (all images)" + ("" if teacher_acc is not None else " (still training)"),
+                           None if teacher_acc is None else _pts(teacher_acc), 100 * teacher_goal, ">=", 0.0,
+                           notebook, figure))
+    out.append(verdict(f"{tag}_{kind}_pruned", f"{arch} at the paper's width: {100 * float(ratio):g}% of the {kind} "
+                       "pruned (the paper reports 60.33%)", PAPER, f"{kind} pruned, %{state(method['run'])}",
+                       pts(method["run"], f"{kind}_pruned"), 100 * float(ratio), ">=", 0.0, notebook, figure))
+    delta = None if method["delta_acc"] is None or (isinstance(method["delta_acc"], float)
+                                                    and math.isnan(method["delta_acc"])) else method["delta_acc"]
+    out.append(verdict(f"{tag}_accuracy_kept", f"{arch} at the paper's width: almost no accuracy loss after pruning "
+                       f"with no fine-tuning (read: loses at most {LOSSLESS_PTS:g} point)", PAPER,
+                       f"Δ accuracy vs teacher, points{state(method['run'])}", delta, -LOSSLESS_PTS, ">=", sd,
+                       notebook, figure, src))
+
+    def versus(claim_id, other, claim, source, threshold=0.0, direction=">", col="acc", noise_k=True):
+        a, b = pts(method["run"]), pts(other)
+        gap = None if a is None or b is None else a - b
+        fa, fb = pts(method["run"], f"{kind}_pruned"), pts(other, f"{kind}_pruned")
+        comparable = fa is None or fb is None or abs(fa - fb) <= RATIO_TOLERANCE_PTS
+        measured = f"acc({method['run']}) − acc({other}), points{state(method['run'], other)}"
+        if not comparable:
+            measured += f" ({method['run']} at {fa:.2f}%, {other} at {fb:.2f}% pruned)"
+        return verdict(f"{tag}_{claim_id}", claim, source, measured, gap, threshold, direction,
+                       difference_noise(sd) if noise_k else sd, notebook, figure,
+                       src + (", √2σ for a difference" if src and noise_k else ""), comparable=comparable)
+
+    out.append(versus("beats_uniform_distilled", "control-distill", f"{arch} at the paper's width: pruning the teacher "
+                      "beats a same-FLOPs network taught by the same label-free loss from random weights",
+                      "issue 23: a control no peer reports"))
+    out.append(versus("beats_uniform_scratch", "control-scratch", f"{arch} at the paper's width: pruning the teacher "
+                      "beats a same-FLOPs network trained from scratch with labels for the teacher's and the students' "
+                      "epochs", "issue 23: a control no peer reports"))
+    for name, words in (("peer-tp", "Torch-Pruning with its own recipe (labels, fine-tuning)"),
+                        ("peer-l1", "L1-norm pruning with fine-tuning (labels)")):
+        out.append(versus(f"matches_{name.replace('-', '_')}", name, f"{arch} at the paper's width: ours (label-free, "
+                          f"no fine-tuning) matches {words} at the same FLOPs (read: at most {LOSSLESS_PTS:g} point "
+                          "lost)", "comparison with a peer", -LOSSLESS_PTS, ">="))
+    ft = rows["finetune"]
+    gain = None if ft["state"] != "finished" else _pts(ft["acc"]) - pts(method["run"])
+    out.append(verdict(f"{tag}_finetune_adds", f"{arch} at the paper's width: fine-tuning the pruned network with "
+                       "labels adds accuracy", "issue 23: the fine-tuning test",
+                       f"acc(finetune) − acc({method['run']}), points{state('finetune')}", gain, 0.0, ">", sd,
+                       notebook, figure, src))
+    return out

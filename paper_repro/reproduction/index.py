@@ -58,8 +58,9 @@ def _verdict_lines(path: Path) -> list[str]:
 
 README = ROOT / "README.md"
 SUMMARY_BEGIN, SUMMARY_END = "<!-- summary:begin", "<!-- summary:end -->"
-# The rows the README shows one by one: the teachers and the paper's headline claims (notebooks 01 and 02); the
-# others are counted by verdict there and listed in results/verdicts.md.
+# The rows the README shows one by one: the teachers and the paper's headline claims (notebooks 01 and 02, the rows
+# whose source is the paper); the others (ablations, controls, comparisons) are counted by verdict there and listed
+# in results/verdicts.md.
 HEADLINE_NOTEBOOKS = ("01_baselines", "02_method")
 START_HERE = "notebooks/executed/{profile}/00_index.ipynb"
 CHECK_WORDS = {"supported": "met", "contradicted": "missed"}  # a check is met or missed, not a claim upheld
@@ -121,8 +122,9 @@ def readme_summary(res_dir: Path) -> str:
             f"a modified {first['dataset']} copy, fingerprint {first['dataset_fingerprint']}, not official CIFAR-10")
     commits = ", ".join(sorted(set(v["commit"].astype(str))))
     checks = v[v["claim_id"].astype(str).map(is_check)]
-    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & ~v["claim_id"].astype(str).map(is_check)]
-    rest = v[~v["notebook"].isin(HEADLINE_NOTEBOOKS) & ~v["claim_id"].astype(str).map(is_check)]
+    claims = ~v["claim_id"].astype(str).map(is_check)
+    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & claims & v["source"].astype(str).str.startswith("paper")]
+    rest = v[claims & ~v.index.isin(head.index)]
 
     def counted(rows) -> str:
         return ", ".join(f"{n} {verdict}" for verdict, n in rows["verdict"].value_counts().items()) or "none"

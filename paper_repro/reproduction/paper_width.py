@@ -87,6 +87,10 @@ class Run:
         return run_folder("paper_width", f"{profile}/{self.name}")
 
 
+def has_study(profile: str) -> bool:
+    return bool(PAPER_WIDTH_STUDY[check_profile(profile)])
+
+
 def study(profile: str) -> dict:
     """The study's resolved recipe for `profile`: arch, target, seeds, students' overrides, control LR, fine-tuning
     epochs, and the teacher's settings overrides (its width: config.PAPER_WIDTH)."""
@@ -95,7 +99,8 @@ def study(profile: str) -> dict:
         raise ValueError(f"profile: {profile!r} has no paper-width study; valid: "
                          f"{', '.join(p for p, v in PAPER_WIDTH_STUDY.items() if v)}")
     teacher = paper_width_overrides(s["arch"], profile)
-    return dict(s, target=str(parse_target(s["target"])), teacher=teacher, width=teacher["width"])
+    return dict(s, target=str(parse_target(s["target"])), teacher=teacher, width=teacher["width"],
+                teacher_goal=s.get("teacher_goal"))
 
 
 def runs(profile: str) -> dict[str, Run]:
@@ -360,11 +365,12 @@ NEEDS_TEACHER = ("method", "control_distill", "peer_tp", "peer_l1")
 
 def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, retrain: bool = False,
                device: str = "auto", data_dir=None, download: bool = True, progress: bool = True,
-               max_epochs_now: int | None = None) -> list[dict]:
+               max_epochs_now: int | None = None, publish_only: bool = False) -> list[dict]:
     """`make paper-width`: train (or resume) each run of `names` (default: all, in `runs` order) within `budget_s`
     seconds, then copy its state or records to paper_width/<profile>/ (the teacher's to teachers/). A finished run
     is skipped unless `retrain` (which also drops its state; never the teacher's: `make teachers RETRAIN=1`). A run
-    whose teacher (or source run) is not finished waits (its status says so)."""
+    whose teacher (or source run) is not finished waits (its status says so). `publish_only`: train nothing, only
+    copy each unfinished run's state from runs/ to the store (e.g. to commit while another process trains it)."""
     known = runs(profile)
     names = list(known) if names is None else list(names)
     bad = [n for n in names if n not in known]
@@ -376,6 +382,9 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
     for name in names:
         run = known[name]
         d = run.folder(profile)
+        if publish_only:
+            rows.append(dict(run=name, status=_publish_state(run, profile), folder=str(d)))
+            continue
         if retrain and run.kind != "teacher":  # its records, carried state and local state
             shutil.rmtree(d, ignore_errors=True)
             for f in STATE_FILES[run.kind]:
@@ -400,6 +409,17 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         status = TRAIN[run.kind](run, profile, teacher, left, common, max_epochs_now)
         rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
+
+
+def _publish_state(run: Run, profile: str) -> str:
+    """Copy an unfinished run's state from runs/ to the store (the teacher's through teachers.publish)."""
+    if _finished(run, profile):
+        return "finished (committed)"
+    if run.kind == "teacher":
+        s = study(profile)
+        return T.publish(s["arch"], profile, 0, run_dir_for(_teacher_config(profile)) / "checkpoint.pt")
+    _carry_out(run, profile)
+    return run_state(run, profile)
 
 
 # -- reading ----------------------------------------------------------------------------------------------------------

@@ -163,3 +163,37 @@ def accuracy_vs_flops(results_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["network", "flops_pruned_pct", "delta_acc_pts", "kind", "source",
                                        "device"]).dropna(
         subset=["delta_acc_pts"]).reset_index(drop=True)
+
+
+# What each paper-width run is (reproduction/paper_width.py), in words for the table.
+PAPER_WIDTH_WORDS = {
+    "method": "ours: students copied from the teacher, label-free, no fine-tuning",
+    "control_distill": "same-FLOPs network (uniform widths) from random weights, the same label-free loss and teacher",
+    "control_scratch": "same-FLOPs network (uniform widths) from random weights, labels, the teacher's + students' "
+                       "epochs",
+    "peer_tp": "Torch-Pruning, its recipe: sparse training with labels, global cut, fine-tuning with labels",
+    "peer_l1": "L1-norm pruning of the teacher (global), fine-tuning with labels",
+    "finetune": "ours (first seed) + fine-tuning with labels",
+}
+
+
+def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.DataFrame:
+    """One row per paper-width run (`paper_width.load_records`): what it is, its state, and for a finished one its
+    accuracy on every test image, Δ against the paper-width teacher (`teacher_acc`; None while it trains), the
+    pruned ratios and what it cost. Unfinished runs keep their row, with their state and nothing measured."""
+    rows = []
+    for r in records:
+        s = r.get("summary") or {}
+        acc = s.get("pruned_acc")
+        delta = None if acc is None or teacher_acc is None else round(100 * (acc - teacher_acc), 2)
+        epochs = s.get("epochs")
+        ft = s.get("finetune_epochs") or (epochs if r["kind"] in ("peer_l1", "finetune") else 0)
+        rows.append(dict(run=r["run"], what=PAPER_WIDTH_WORDS[r["kind"]], state=r["state"], seed=r["seed"],
+                         labels="none" if r["kind"] in ("method", "control_distill") else "labels",
+                         epochs=epochs, finetune_epochs=ft if s else None, train_images=s.get("train_images"),
+                         target=s.get("target"), teacher_acc=teacher_acc, acc=acc, delta_acc=delta,
+                         test_images=s.get("test_images"),
+                         params_pruned=s.get("params_pruned"), flops_pruned=s.get("flops_pruned"),
+                         target_met=s.get("target_met"), train_hours=None if not s else round(
+                             s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device")))
+    return pd.DataFrame(rows)

@@ -2,13 +2,15 @@
 
 Torch-Pruning's sparse-training recipe (`GroupNormPruner`): train the network with cross-entropy and, after
 every backward, add a group-norm penalty gradient to every prunable channel group (weighted by 2^α·(max−imp)
-/ (max−min) so that unimportant groups shrink fastest); then prune globally, in many small steps of its channel
-ratio, until the MACs target is reached; then (in the library's recipe) fine-tune. Here:
+/ (max−min) so that unimportant groups shrink fastest); then prune globally until the MACs target is reached (TP's
+own steps, or one ranking of its importance cut exactly at the target: `landing`); then (in the library's recipe)
+fine-tune with labels (`finetune_epochs`). Here, in notebook 07:
 
 - same teacher (the profile's cached baseline, which the TP network starts from), same data path and
   augmentation (`data.Batches`, the batches our student 0 sees), same optimiser schedule (the profile's SGD,
   lr, momentum, weight decay, milestones), same epochs and training images (`ablation.budget`), same target
-  counted by our `counting` (fvcore / CostModel), and **no fine-tuning** (ours has none either);
+  counted by our `counting` (fvcore / CostModel), and **no fine-tuning** (ours has none either; the paper-width
+  peer of reproduction/paper_width.py fine-tunes, as the library's recipe does);
 - the same search space as ours: only the inner channel of each residual block (conv1 out / bn1 / conv2 in).
   The stem, every block's conv2 (the stage width, tied across the stage by the additions and the parameter-free
   option-A shortcut) and the classifier are TP `ignored_layers`;
@@ -35,6 +37,7 @@ rank prunes the same channels (checked); only rank 0 writes.
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -191,11 +194,11 @@ def prune_to_target(model, pruner, cost_model: CostModel, tgt) -> tuple[int, boo
         steps += 1
 
 
-def exact_cut(model, pruner, cost_model: CostModel, tgt) -> tuple[int, bool]:
+def exact_cut(model, pruner, cost_model: CostModel, tgt, max_ratio: float = 1.0) -> tuple[int, bool]:
     """TP's importance of every prunable group (`pruner.estimate_importance`), one global ranking (ascending; ties
-    by block, then channel), channels taken in that order, a block's last channel kept, until our count meets the
-    target; then TP cuts them (`manual_prune_width`). Lands within one channel of the target. Returns (channels
-    cut, target met)."""
+    by block, then channel), channels taken in that order, a block keeping its last channel and at least
+    1 − `max_ratio` of its channels (TP's max_pruning_ratio), until our count meets the target; then TP cuts them
+    (`manual_prune_width`). Lands within one channel of the target. Returns (channels cut, target met)."""
     import torch_pruning as tp
 
     blocks = {id(b.conv1): l for l, b in enumerate(model.blocks())}
@@ -210,12 +213,13 @@ def exact_cut(model, pruner, cost_model: CostModel, tgt) -> tuple[int, bool]:
         raise RuntimeError(f"Torch-Pruning gave no importance for blocks {missing}: its groups no longer match "
                            "the blocks' inner channels")
     alive = [len(v) for v in imps]
+    floor = [max(1, len(v) - int(math.floor(max_ratio * len(v) + 1e-9))) for v in imps]
     dead = [[] for _ in imps]
     met = tgt.met(*achieved(cost_model, alive))
     for _, l, c in sorted((float(v), l, c) for l, imp in enumerate(imps) for c, v in enumerate(imp.tolist())):
         if met:
             break
-        if alive[l] == 1:
+        if alive[l] <= floor[l]:
             continue
         dead[l].append(c)
         alive[l] -= 1
@@ -338,8 +342,10 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, 
                 break
             _loss(cfg, model, t_model, x, y)[0].backward()
     t0 = time.perf_counter()
-    land = exact_cut if cfg["landing"] == "exact" else prune_to_target
-    steps, met = land(model, pruner, cost_model, tgt)
+    if cfg["landing"] == "exact":
+        steps, met = exact_cut(model, pruner, cost_model, tgt, cfg["max_pruning_ratio"])
+    else:
+        steps, met = prune_to_target(model, pruner, cost_model, tgt)
     prune_seconds = time.perf_counter() - t0
     DI.check_same(model.widths(), "the pruned widths")  # torchrun: one pruned network on every rank
     model.zero_grad(set_to_none=True)
@@ -379,7 +385,8 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, 
         params_before=before["params"], params_after=after["params"], macs_before=before["macs"],
         macs_after=after["macs"], params_pruned=1 - after["params"] / before["params"],
         flops_pruned=1 - after["macs"] / before["macs"], params_pruned_analytic=pp, flops_pruned_analytic=fp,
-        target_met=bool(met), pruning_steps=steps, tp_step_ratio=1.0 / cfg["iterative_steps"],
+        target_met=bool(met), pruning_steps=steps if cfg["landing"] == "tp_steps" else None,
+        channels_cut=sum(cost_model.widths) - sum(widths), tp_step_ratio=1.0 / cfg["iterative_steps"],
         prune_seconds=prune_seconds, reg_effective=reg, train_seconds=seconds,
         widths=widths, full_widths=cost_model.widths, max_abs_logit_diff_rebuilt=diff,
     )
