@@ -11,7 +11,10 @@ from paper_repro.reproduction import verdicts as V
 
 def test_noise_from_seeds_and_the_one_seed_fallback():
     n = N.from_values([0.90, 0.92, 0.94], (0, 1, 2), 10000)
-    assert n.sd_points == pytest.approx(2.0) and n.source == "seeds 0, 1, 2" and n.values_points[0] == 90.0
+    assert n.sd_points == pytest.approx(2.0) and n.values_points[0] == 90.0
+    assert n.source == "seeds 0, 1, 2 (accuracy, %: 90.00, 92.00, 94.00)"  # σ recomputable from the row alone
+    on = N.from_values([0.90, 0.92], (0, 1), 10000, "cpu:1threads:AVX512:Intel(R) Xeon(R) Processor")
+    assert on.source.startswith("seeds 0, 1 on cpu:1threads:AVX512:Intel(R) Xeon(R) Processor (")  # what σ covers
     one = N.from_values([0.9], (0,), 10000)
     assert one.sd_points == pytest.approx(100 * math.sqrt(0.9 * 0.1 / 10000)) and "one seed" in one.source
     with pytest.raises(ValueError, match="n_images"):

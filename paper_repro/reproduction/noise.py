@@ -53,11 +53,16 @@ def sampling_sd_points(acc: float, n_images: int) -> float:
     return 100.0 * math.sqrt(max(acc * (1.0 - acc), 0.0) / n_images)
 
 
-def from_values(accs: list[float], seeds, n_images: int) -> Noise:
-    """Noise from the accuracies (fractions) of one setting run with `seeds`; one value: sampling error."""
+def from_values(accs: list[float], seeds, n_images: int, device: str | None = None) -> Noise:
+    """Noise from the accuracies (fractions) of one setting run with `seeds`; one value: sampling error. The source
+    states the per-seed values (so that a reader can recompute σ) and, given `device`, the processor they all ran
+    on: seeds on one processor do not cover the drift to another (docs/verdicts.md)."""
     pts = [100.0 * a for a in accs]
     if len(pts) >= 2:
-        return Noise(statistics.stdev(pts), "seeds " + ", ".join(str(s) for s in seeds), pts)
+        where = f" on {device}" if device else ""
+        values = ", ".join(f"{p:.2f}" for p in pts)
+        return Noise(statistics.stdev(pts), f"seeds {', '.join(str(s) for s in seeds)}{where} (accuracy, %: {values})",
+                     pts)
     return Noise(sampling_sd_points(accs[0], n_images), "test-set sampling (one seed), a lower bound", pts)
 
 
@@ -77,4 +82,5 @@ def method_noise(arch: str, target: str, profile: str, seeds=None, device: str =
         teacher = str(train_baseline(arch, profile, teacher_seed, device=device, progress=False).checkpoint)
     runs = [have.get(s) or prune_train(arch, target, profile, s, device=device, teacher=teacher, progress=False,
                                        export=False, **overrides) for s in seeds]
-    return from_values([r.summary[metric] for r in runs], seeds, runs[0].summary.get("test_images") or 0)
+    return from_values([r.summary[metric] for r in runs], seeds, runs[0].summary.get("test_images") or 0,
+                       runs[0].summary.get("device"))
