@@ -202,10 +202,11 @@ def _arms(args):
 
 
 def _arm(args):
-    from .reproduction.arms import run
+    from .reproduction.arms import run, spec_from_json
 
+    spec = None if args.spec is None else spec_from_json(args.spec)
     _set_threads(args.threads)
-    _print_json(run(args.name, args.profile, args.seed, args.device))
+    _print_json(run(args.name, args.profile, args.seed, args.device, spec=spec))
 
 
 def _reproduce(args):
@@ -385,6 +386,9 @@ def _add_arm(sub):
     a1.add_argument("--seed", type=int, default=0)
     a1.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     a1.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    a1.add_argument("--spec", default=None, metavar="JSON",
+                    help="the arm itself, as `reproduce --lanes` passes it (arms.Arm.spec): run exactly it, "
+                         "without building every arm's settings to find NAME")
     a1.set_defaults(fn=_arm)
     return a1
 

@@ -3,8 +3,9 @@
 (`studies.peer.peer_train`).
 
 What is here: the data of a run (`prepare_data`, `train_batches`, `eval_batches`), autocast and compile, one
-SGD pass and its timing, evaluation and BN recalibration, the optimizer and its schedule, run folders, and the
-one resume/checkpoint path (`resume`, `epoch_loop`, `save_epoch`): a state file written atomically after every
+SGD pass and its timing, evaluation and BN recalibration, the optimizer and its schedule, a run's folder
+(`RunFolder`: key, lock, settings, state, summary), and the one resume/checkpoint path (`RunFolder.resume`,
+`epoch_loop`, `RunFolder.save_epoch`): a state file written atomically after every
 epoch, a metrics CSV beside it, stops between epochs (`max_epochs_now`, `time_budget_s`). What each loop does
 inside an epoch stays with it.
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,11 +28,12 @@ from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in Jupyter
 from . import data as D
 from . import datasets
 from . import distributed as DI
-from .allocation import check_reachable, parse_target
+from .allocation import Target, check_reachable, parse_target
 from .counting import CostModel
 from .models import build_model
 from .provenance import ROOT, resolve_device
-from .storage import load_checkpoint, load_state, save_checkpoint, write_text
+from .runlock import epochs_done, lock_run_folder
+from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
 
 ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (reproduction/arms.py)
 RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
@@ -49,20 +53,70 @@ def run_folder(kind: str, name: str) -> Path:
     return RUNS / kind / name
 
 
-def pruning_run_dir(kind: str, cfg: dict, key: str, out=None, arm: str | None = None) -> Path:
+def pruning_run_dir(kind: str, cfg: dict, key: str, tgt: Target, out=None, arm: str | None = None) -> Path:
     """`out`, or runs/<kind>/<arch>[-<arm>]-<target kind><ratio>-<profile>-s<seed>-<key> for a pruning run."""
     if out is not None:
         return Path(out)
-    tgt = parse_target(cfg["target"])
     parts = [cfg["arch"], *([arm] if arm else []), f"{tgt.kind}{tgt.ratio:g}", cfg["profile"], f"s{cfg['seed']}",
              key]
     return run_folder(kind, "-".join(parts))
 
 
+@dataclass
+class RunFolder:
+    """One training run's folder, as the four training loops (baseline, method, classic arms, peer) share it:
+    where it lives, the cache key its settings hash to, the one-writer lock, the settings record (config.json),
+    the state file written after every epoch and read to resume, and the summary (summary.json), written last.
+    Under torchrun rank 0 alone locks and writes."""
+    path: Path
+    key: str
+    settings: dict  # the resolved settings the key hashes (config.json adds what the run measured, e.g. the data)
+    identity: dict  # what a state file must record to be this run's: arch and config_key
+    state_name: str = "state.pt"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / self.state_name
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    def epochs_done(self) -> int:
+        """The epochs its state file records (0: none), read without the lock."""
+        return epochs_done(self.state_path, self.identity)
+
+    def lock(self) -> None:
+        """Take the one-writer lock (held until the process's run call returns, `runlock.holds_run_locks`)."""
+        if DI.is_main():
+            lock_run_folder(self.path)
+
+    def write_settings(self, **measured) -> None:
+        """config.json: the settings, their key, and `measured` (the dataset's stamp, effective coefficients)."""
+        if DI.is_main():
+            write_json(self.path / "config.json", {**self.settings, "config_key": self.key, **measured})
+
+    def resume(self, restore, **expect) -> dict | None:
+        """The state of the last finished epoch, passed to `restore` (None: nothing saved yet); `expect`: more
+        that the state must record (e.g. the dataset's fingerprint)."""
+        return resume(self.state_path, {**self.identity, **expect}, restore)
+
+    def save_epoch(self, state: dict, **tables) -> None:
+        save_epoch(self.state_path, state, **tables)
+
+    def summary(self) -> dict:
+        """The recorded summary ({} before the run finished)."""
+        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+
+    def write_summary(self, summary: dict) -> None:
+        if DI.is_main():
+            write_json(self.summary_path, summary)
+
+
 def checked_target(arch: str, cfg: dict, device):
     """(target, device, the run's baseline settings, cost model) of a resolved pruning config; an unreachable
     target or a bad device fails here, before any training."""
-    tgt = parse_target(cfg["target"])
+    tgt = parse_target(cfg["target"])  # the one parse of a run's target: carried as a Target from here on
     dev = resolve_device(device)
     b = cfg["baseline"]
     cost_model = CostModel(build_model(arch, b["num_classes"], width=b["width"]))

@@ -9,7 +9,6 @@ from its alive channels. At the end dead channels are cut out; no fine-tuning un
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,17 +22,17 @@ from .checks import check_choice, check_known
 from .config import (EXECUTION, check_compile, check_profile, config_key,
                      profile_settings, resolve_baseline, resolve_students)
 from .counting import CostModel, count
-from .engine import (autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches, evaluate,
-                     make_optimizer, milestone_epochs, prepare_data, pruning_run_dir, resume, save_epoch,
-                     timed_pass, train_batches)
+from .engine import (RunFolder, autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches,
+                     evaluate, make_optimizer, milestone_epochs, prepare_data, pruning_run_dir, timed_pass,
+                     train_batches)
 from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
 from .models import build_model
 from .models.groups import FlatGroups
 from .provenance import device_name, git_commit
-from .runlock import epochs_done, holds_run_locks, lock_run_folder
+from .runlock import holds_run_locks
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
-from .storage import load_state, save_checkpoint, write_json
+from .storage import load_state, save_checkpoint
 from .export import save_pruned
 from .surgery import dead_masks, logit_gap, mask_model, prune_model
 from .train import BaselineRun, load_teacher, train_baseline
@@ -383,59 +382,55 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         teacher_model, baseline_acc, teacher_device = base.model, base.test_acc, base.device
         cfg["teacher_config"] = base.config
     key = run_key(cfg)
-    rdir = pruning_run_dir("prune", cfg, key, out)
+    run = RunFolder(pruning_run_dir("prune", cfg, key, tgt, out), key, cfg, {"arch": arch, "config_key": key})
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
-    complete = _complete(rdir, arch, key, cfg["epochs"], export)
-    if not complete and DI.is_main():
-        lock_run_folder(rdir)  # one writer; a complete run is read without it and nothing is written
+    complete = _complete(run, cfg["epochs"], export)
+    if not complete:
+        run.lock()  # one writer; a complete run is read without it and nothing is written
     views = cfg["students"] if cfg["student_views"] == "own" else 1
     train_b = train_batches(train_split, b, seed + 17, views=views, shard=DI.shard())  # torchrun: a slice
     test_b = eval_batches(test_split, b)
     _, curve_b = curve_batches(b, test_split, test_b)  # per-epoch curve: a fixed test subset (labelled so)
     select_split, select_heldout = D.heldout(ds.train, b["train_subset"], cfg["select_images"], seed=b["seed"] + 1)
-    select_b = eval_batches(select_split, b)
+    data = RunBatches(ds, train_b, test_b, curve_b, eval_batches(select_split, b), select_heldout)
 
-    method = Method(teacher_model.to(dev), cfg, cost_model, tgt, len(train_b))
-    state_path = rdir / "state.pt"
+    method = Method(teacher_model.to(dev), cfg, cost_model, tgt, len(data.train))
     start, metrics, scores_log, seconds = 0, [], [], 0.0
-    st = resume(state_path, {"arch": arch, "config_key": key}, lambda state: method.load_state_dict(state, state_path))
+    st = run.resume(lambda state: method.load_state_dict(state, run.state_path))
     if st is not None:
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
-    if not complete and DI.is_main():
-        write_json(rdir / "config.json", {**cfg, "config_key": key, "lambda_max_effective": method.lam_max,
-                                          **ds.stamp()})
+    if not complete:
+        run.write_settings(lambda_max_effective=method.lam_max, **ds.stamp())
 
     if progress and start >= cfg["epochs"] and DI.is_main():
-        print(f"{arch} method ({cfg['target']}): trained students cached in {rdir.name}; cut again, measured as "
+        print(f"{arch} method ({cfg['target']}): trained students cached in {run.path.name}; cut again, measured as "
               "recorded",
               flush=True)
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} method", progress, max_epochs_now, time_budget_s,
                                  metrics):
         torch.manual_seed(seed * 1000 + epoch + 7)
         method.begin_epoch(epoch)
-        _, dt = timed_pass(lambda: [method.step(x, y) for x, y in train_b.set_epoch(epoch)], method.sched, dev)
+        _, dt = timed_pass(lambda: [method.step(x, y) for x, y in data.train.set_epoch(epoch)], method.sched, dev)
         seconds += dt
-        rows, scores = method.end_epoch(epoch, curve_b, dt)
+        rows, scores = method.end_epoch(epoch, data.curve, dt)
         metrics += rows
         scores_log += scores
         bar.set_postfix(acc=f"{metrics[-1]['curve_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
-        save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **method.state_dict(),
-                                    metrics=metrics, scores=scores_log, seconds=seconds),
-                   metrics=metrics, scores=scores_log)
+        run.save_epoch(dict(arch=arch, config_key=key, epoch=epoch + 1, **method.state_dict(), metrics=metrics,
+                            scores=scores_log, seconds=seconds), metrics=metrics, scores=scores_log)
     method.close()
     done = bool(metrics) and metrics[-1]["epoch"] >= cfg["epochs"]
     summary = {}
     pruned = []
     if done:
         def finish(write):
-            return _finish(cfg, tgt, method.teacher, method.students, test_b, train_b, dev, rdir, baseline_acc, ds,
-                           seconds, teacher_device, method.lam_max, export, select_b, select_heldout, write=write)
+            return _finish(method, run, data, dev, (baseline_acc, teacher_device), seconds, export, write=write)
         if DI.is_main():
             summary, pruned = finish(not complete)
         DI.barrier()  # torchrun: the other ranks read the summary rank 0 wrote
         if not DI.is_main():
             summary, pruned = finish(False)
-    return MethodRun(cfg, method.teacher, method.students, pruned, summary, metrics, scores_log, rdir)
+    return MethodRun(cfg, method.teacher, method.students, pruned, summary, metrics, scores_log, run.path)
 
 
 def finetune(model, teacher, cfg, train_b, dev):
@@ -479,18 +474,35 @@ def select_student(per: list[dict], rule: str = "teacher_agreement", met: list[b
     return max(range(len(per)), key=lambda i: (met[i], per[i][f"select_{rule}"], -i))
 
 
-def _complete(rdir, arch, key, epochs, export) -> bool:
+def _complete(run: RunFolder, epochs: int, export: bool) -> bool:
     """Whether an earlier call finished this run: state at the last epoch, summary.json (written last) and, when
     `export`, pruned.pt2 (an earlier call may have skipped it)."""
-    return (rdir / "summary.json").exists() and (not export or (rdir / "pruned.pt2").exists()) \
-        and epochs_done(rdir / "state.pt", {"arch": arch, "config_key": key}) >= epochs
+    return run.summary_path.exists() and (not export or (run.path / "pruned.pt2").exists()) \
+        and run.epochs_done() >= epochs
 
 
-def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_acc, ds, seconds, teacher_device,
-            lam_max, export=True, select_b=None, select_heldout=False, write=True):
+@dataclass
+class RunBatches:
+    """What one method run reads, built once by `prune_train`: the dataset (its stamp), the students' training
+    batches, the test batches, the per-epoch curve subset, and the label-free selection images (held out of
+    training when the training subset leaves room, `select_heldout`)."""
+    ds: D.Dataset
+    train: D.Batches
+    test: D.Batches
+    curve: D.Batches
+    select: D.Batches
+    select_heldout: bool
+
+
+def _finish(method: Method, run: RunFolder, data: RunBatches, dev, teacher_record: tuple[float, str],
+            seconds: float, export: bool = True, write: bool = True):
     """Cut the dead channels out of every student, measure, and save the one `select_student` picks.
-    `write=False` (a complete run): the students are cut again (the models are not saved per student) but not
-    re-measured: the summary is the one recorded in summary.json; nothing is written."""
+    `teacher_record`: the teacher's test accuracy and the device it was trained on. `write=False` (a complete
+    run): the students are cut again (the models are not saved per student) but not re-measured: the summary is
+    the one recorded in summary.json; nothing is written."""
+    cfg, tgt, teacher, students = method.cfg, method.target, method.teacher, method.students
+    test_b, train_b, ds, rdir = data.test, data.train, data.ds, run.path
+    baseline_acc, teacher_device = teacher_record
     held = next(iter(test_b))[0][:64]  # float64 on the CPU is slow; 64 images show any inexact surgery
     before = count(teacher)
     cm = CostModel(teacher)
@@ -510,7 +522,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         if cfg["finetune_epochs"]:
             pruned = finetune(pruned, teacher, cfg, train_b, dev)
         _, acc_pruned = evaluate(pruned, test_b, dev)
-        select = agreement(pruned, teacher, select_b, dev)
+        select = agreement(pruned, teacher, data.select, dev)
         after = count(pruned)
         conv_after = cm.cost(pruned.widths(), conv_only=True)[1]
         per.append(dict(student=i, acc_trained=acc_trained, acc_pruned=acc_pruned, params_after=after["params"],
@@ -521,7 +533,7 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
                         select_teacher_agreement=select, widths=pruned.widths(), masked=masked))
         pruned_models.append(pruned)
     if not write:
-        return json.loads((rdir / "summary.json").read_text()), pruned_models
+        return run.summary(), pruned_models
     best = select_student(per, cfg["select"], [tgt.met(p["params_pruned"], p["flops_pruned"]) for p in per])
     bp = per[best]
     b = cfg["baseline"]
@@ -539,14 +551,14 @@ def _finish(cfg, tgt, teacher, students, test_b, train_b, dev, rdir, baseline_ac
         epochs=cfg["epochs"], finetune_epochs=cfg["finetune_epochs"], baseline_acc=baseline_acc,
         pruned_acc=bp["acc_pruned"], pruned_acc_mean=sum(accs) / len(accs), pruned_acc_all=accs,
         best_student=best, selection_rule=cfg["select"], select_images=cfg["select_images"],
-        select_images_heldout=select_heldout, test_images=len(test_b.split.y),
+        select_images_heldout=data.select_heldout, test_images=len(test_b.split.y),
         params_before=before["params"], params_after=bp["params_after"], macs_before=before["macs"],
         macs_after=bp["macs_after"], params_pruned=bp["params_pruned"], flops_pruned=bp["flops_pruned"],
         flops_pruned_dpfps=bp["flops_pruned_dpfps"], target_met=tgt.met(bp["params_pruned"], bp["flops_pruned"]),
         max_abs_logit_diff=max(p["max_abs_logit_diff"] for p in per),
         max_abs_logit_diff_vs_trained=max(p["max_abs_logit_diff_vs_trained"] for p in per),
-        lambda_max_effective=lam_max, train_seconds=seconds, per_student=met,
+        lambda_max_effective=method.lam_max, train_seconds=seconds, per_student=met,
         files={k: str(v) for k, v in paths.items()},
     )
-    write_json(rdir / "summary.json", summary)
+    run.write_summary(summary)
     return summary, pruned_models

@@ -11,14 +11,13 @@ import torch
 from . import distributed as DI
 from . import teachers as T
 from .config import config_key, paper_width_overrides, resolve_baseline
-from .engine import (compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss,
-                     prepare_data, restore_training, resume, run_folder, save_epoch, timed_epoch, train_batches,
-                     training_state)
+from .engine import (RunFolder, compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer,
+                     plain_loss, prepare_data, restore_training, run_folder, timed_epoch, train_batches, training_state)
 from .counting import count
 from .models import build_model
 from .provenance import ROOT, device_name, git_commit, resolve_device
-from .runlock import epochs_done, holds_run_locks, lock_run_folder
-from .storage import TEACHER_REMEDY, CheckpointError, load_checkpoint, load_state, write_json
+from .runlock import holds_run_locks
+from .storage import TEACHER_REMEDY, CheckpointError, load_checkpoint, load_state
 
 
 @dataclass
@@ -59,8 +58,8 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     cfg = resolve_baseline(arch, profile, seed, **overrides)
     dev = DI.local_device(resolve_device(device))  # under torchrun on GPUs: cuda:LOCAL_RANK
     key = config_key(cfg)
-    rdir = run_dir_for(cfg)
-    ckpt_path = rdir / "checkpoint.pt"
+    run = RunFolder(run_dir_for(cfg), key, cfg, {"arch": arch, "config_key": key}, state_name="checkpoint.pt")
+    rdir, ckpt_path = run.path, run.state_path
     ds, train_split, test_split = prepare_data(cfg, dev, data_dir, download)
     committed = T.is_committed_settings(cfg)
     if committed and use_committed:
@@ -75,10 +74,10 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                                ckpt["train_seconds"], d, ckpt["device"], ds.stamp(), d / T.WEIGHTS)
     if allow_training is None:
         allow_training = not committed
-    if not allow_training and epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"]:
+    if not allow_training and run.epochs_done() < cfg["epochs"]:
         raise T.missing_teacher_error(arch, profile, seed, cfg["width"])
-    if epochs_done(ckpt_path, {"arch": arch, "config_key": key}) < cfg["epochs"] and DI.is_main():
-        lock_run_folder(rdir)  # one writer; a finished run is read without it and nothing is written
+    if run.epochs_done() < cfg["epochs"]:
+        run.lock()  # one writer; a finished run is read without it and nothing is written
 
     torch.manual_seed(seed)
     model = build_model(arch, cfg["num_classes"], width=cfg["width"], widths=cfg.get("widths")).to(dev)
@@ -92,13 +91,12 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
-    ckpt = resume(ckpt_path, {"arch": arch, "config_key": key, "dataset_fingerprint": ds.fingerprint},
-                  restore_training(model, opt, sched, ckpt_path))
+    ckpt = run.resume(restore_training(model, opt, sched, ckpt_path), dataset_fingerprint=ds.fingerprint)
     if ckpt is not None:
         start, metrics, seconds = ckpt["epoch"], ckpt["metrics"], ckpt["train_seconds"]
         trained_on = ckpt["device"] if start >= cfg["epochs"] else trained_on
-    if start < cfg["epochs"] and DI.is_main():
-        write_json(rdir / "config.json", {**cfg, "config_key": key, **ds.stamp()})
+    if start < cfg["epochs"]:
+        run.write_settings(**ds.stamp())
 
     if progress and start >= cfg["epochs"] and DI.is_main():
         print(f"{arch} baseline: cached in {rdir.relative_to(ROOT) if rdir.is_relative_to(ROOT) else rdir}, "
@@ -119,7 +117,7 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
                             curve_loss=curve_loss, curve_acc=curve_acc, curve_images=len(curve.y),
                             test_loss=test_loss, test_acc=test_acc, epoch_seconds=dt, images_per_second=n / dt))
         bar.set_postfix(acc=f"{curve_acc:.3f}")
-        save_epoch(ckpt_path, dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
+        run.save_epoch(dict(arch=arch, num_classes=cfg["num_classes"], width=cfg["width"],
                                    widths=model.widths(), config_key=key, config=cfg,
                                    dataset_fingerprint=ds.fingerprint, epoch=epoch + 1,
                                    **training_state(model, opt, sched), metrics=metrics, train_seconds=seconds,

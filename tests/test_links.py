@@ -12,7 +12,9 @@ SOURCES = {
     "README": lambda: [ROOT / "README.md"],
     "docs": lambda: sorted((ROOT / "docs").rglob("*.md")),
     "notebooks": lambda: sorted((ROOT / "notebooks").glob("*.ipynb")),
-    "executed": lambda: sorted((ROOT / "notebooks" / "executed").rglob("*.ipynb")),
+    # not papermill's hidden temporaries (a killed run leaves one; .gitignore keeps it out of commits)
+    "executed": lambda: sorted(p for p in (ROOT / "notebooks" / "executed").rglob("*.ipynb")
+                               if not p.name.startswith(".")),
 }
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+).+?\1")

@@ -140,3 +140,30 @@ def test_a_resume_removes_the_temporaries_a_killed_write_left_and_only_those():
         os.utime(p, (old, old))
     done = T.train_baseline("resnet20", **KW)
     assert len(done.metrics) == 2 and not stale.exists() and foreign.exists()
+
+
+def test_a_run_folder_resumes_only_its_own_state_and_writes_settings_then_summary(tmp_path):
+    """engine.RunFolder, what the four training loops share: the state file of another run (other key) is refused
+    naming the file, an extra expectation (the baseline's data fingerprint) is checked too, config.json holds the
+    settings, their key and what was measured, and the summary is {} until written."""
+    from paper_repro.storage import CheckpointError
+
+    run = E.RunFolder(tmp_path / "run", "k1", {"arch": "resnet20", "epochs": 3},
+                      {"arch": "resnet20", "config_key": "k1"})
+    assert run.summary() == {} and run.epochs_done() == 0 and run.resume(lambda s: None) is None
+    runlock.holds_run_locks(run.lock)()  # creates the folder; the lock goes when the decorated call ends
+    assert (run.path / runlock.LOCK_NAME).exists()
+    run.write_settings(dataset="cifar10")
+    assert json.loads((run.path / "config.json").read_text()) == {"arch": "resnet20", "epochs": 3, "config_key": "k1",
+                                                                  "dataset": "cifar10"}
+    run.save_epoch(dict(run.identity, epoch=1, dataset_fingerprint="f1"), metrics=[{"epoch": 1, "loss": 0.5}])
+    assert run.epochs_done() == 1 and (run.path / "metrics.csv").exists()
+    restored = []
+    assert run.resume(restored.append, dataset_fingerprint="f1")["epoch"] == 1 and len(restored) == 1
+    with pytest.raises(CheckpointError, match="state.pt"):
+        run.resume(restored.append, dataset_fingerprint="f2")
+    other = E.RunFolder(run.path, "k2", {}, {"arch": "resnet20", "config_key": "k2"})
+    with pytest.raises(CheckpointError, match="state.pt"):
+        other.resume(restored.append)
+    run.write_summary({"acc": 0.9})
+    assert run.summary() == {"acc": 0.9} and len(restored) == 1

@@ -3,8 +3,9 @@
 A CPU with 2 cores trains two single-thread processes 1.3x faster than one process with two threads (measured on
 the cpu teachers, docs/profiles.md): a training step of these small networks does not keep two threads busy. So
 `reproduce --lanes 2` first runs each arm of `python -m paper_repro arms` (the notebooks' own calls, see arms.py)
-as its own `arm NAME --threads 1` process, two at a time, longest first so that the lanes end together. The
-notebooks then find every run in runs/ and only load, measure and plot. `--lanes 1` skips this step: each
+as its own `arm NAME --threads 1` process, two at a time, longest first so that the lanes end together. The arm list
+is built once, here: each process is handed its arm (`--spec`, arms.Arm.spec) rather than building the list again.
+The notebooks then find every run in runs/ and only load, measure and plot. `--lanes 1` skips this step: each
 notebook trains its runs itself, with every core.
 
 A lane that fails stops the step with one line naming the arm and its last error line; the runs already
@@ -25,7 +26,7 @@ from ..method import resolve_method
 from ..paper import SUBJECT
 from ..studies.ablation import budget
 from ..train import train_baseline
-from .arms import all_arms, teacher_archs
+from .arms import Arm, all_arms, teacher_archs
 
 # Relative cost of one training image for one network (forward + backward at the cpu widths), from the cpu
 # s/epoch of the committed teachers; only the order of the queue depends on it.
@@ -76,14 +77,16 @@ def arm_cost(arm, profile: str) -> float:
     return ARCH_COST.get(arch, 1.0) * (b.get("train_subset") or 50000) * (b.get("epochs") or 1) * 2
 
 
-def queue(profile: str, seed: int = 0) -> list[str]:
-    """Every arm's name, longest first (ties: notebook order)."""
-    arms = all_arms(profile, seed)
+def queue(profile: str, seed: int = 0, arms: dict[str, Arm] | None = None) -> list[str]:
+    """Every arm's name (of `arms`, default all_arms), longest first (ties: notebook order)."""
+    arms = all_arms(profile, seed) if arms is None else arms
     return sorted(arms, key=lambda n: -arm_cost(arms[n], profile))
 
 
-def arm_command(name: str, profile: str, seed: int, threads: int) -> list[str]:
-    cmd = [sys.executable, "-m", "paper_repro", "arm", name, "--profile", profile, "--threads", str(threads)]
+def arm_command(arm: Arm, profile: str, seed: int, threads: int) -> list[str]:
+    """`arm NAME`, given the arm resolved here (--spec): the process runs it without building every arm again."""
+    cmd = [sys.executable, "-m", "paper_repro", "arm", arm.name, "--profile", profile, "--threads", str(threads),
+           "--spec", json.dumps(arm.spec())]
     return cmd + (["--seed", str(seed)] if seed else [])
 
 
@@ -101,9 +104,10 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
     t0 = time.perf_counter()
     _teachers(profile, seed)
     arms = all_arms(profile, seed)
-    names = queue(profile, seed)
+    names = queue(profile, seed, arms)
     report = LaneReport(0.0)
     threads = max(1, (os.cpu_count() or 1) // lanes)
+    cmds = {n: arm_command(arms[n], profile, seed, threads) for n in names}  # a bad spec fails here, not in a lane
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PAPER_REPRO_PROGRESS": "0"}
     lock, failures = threading.Lock(), []
 
@@ -114,7 +118,7 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
                     return
                 name = names.pop(0)
             t = time.perf_counter()
-            p = run(arm_command(name, profile, seed, threads), env=env, capture_output=True, text=True)
+            p = run(cmds[name], env=env, capture_output=True, text=True)
             if p.returncode != 0:
                 last = ([ln for ln in (p.stderr or "").splitlines() if ln.strip()] or ["(no output)"])[-1]
                 with lock:

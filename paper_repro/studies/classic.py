@@ -29,7 +29,6 @@ from the same weights (checked); BN recalibration and evaluation see whole split
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -44,16 +43,15 @@ from ..checks import check_choice, check_known
 from ..config import check_profile, config_key, profile_settings, resolve_students
 from ..counting import CostModel, count
 from .. import distributed as DI
-from ..engine import (epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
+from ..engine import (RunFolder, epoch_loop, eval_batches, evaluate, make_optimizer, plain_loss, predicted_counts,
                      prepare_data, pruning_run_dir, recalibrate_bn_, restore_training, resume, save_epoch,
                      timed_epoch, train_batches, training_state)
 from ..export import write_pruned_state
 from ..ista import scaled_lambda
 from ..paper import SUBJECT
 from ..provenance import device_name, git_commit, resolve_device
-from ..runlock import holds_run_locks, lock_run_folder
+from ..runlock import holds_run_locks
 from ..sensitivity import smallest_mask
-from ..storage import save_checkpoint, write_json
 from ..surgery import logit_gap, mask_model, prune_model
 from .ablation import budget
 from .ablation import teacher as ablation_teacher
@@ -238,10 +236,6 @@ class ClassicRun:
     model: nn.Module | None  # the fine-tuned pruned network (None when loaded from a finished run's summary)
 
 
-def _summary_path(rdir: Path) -> Path:
-    return rdir / "summary.json"
-
-
 @holds_run_locks
 def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
                 target=None, data_dir=None, download: bool = True, time_budget_s: float | None = None,
@@ -258,9 +252,9 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     cfg["teacher_config_key"] = config_key(teacher_run.config)
     key = config_key({k: v for k, v in cfg.items() if k != "config_key"})
     cfg["config_key"] = key
-    rdir = pruning_run_dir("classic", cfg, key, out, arm=arm)
-    spath = _summary_path(rdir)
-    summary = json.loads(spath.read_text()) if spath.exists() else {}
+    run = RunFolder(pruning_run_dir("classic", cfg, key, tgt, out, arm=arm), key, cfg,
+                    {"arch": cfg["arch"], "config_key": key})
+    rdir, summary = run.path, run.summary()
     if DI.from_main(summary.get("config_key") == key):  # torchrun: rank 0's answer holds for every rank
         return ClassicRun(cfg, summary, rdir, None)
 
@@ -268,9 +262,8 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     train_b = train_batches(train_split, b, seed + 23)  # whole batches: BN recalibration, and the step count
     shard_b = train_batches(train_split, b, seed + 23, shard=DI.shard())  # torchrun: this rank's slices
     test_b = eval_batches(test_split, b)
-    if DI.is_main():
-        lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
-        write_json(rdir / "config.json", {**cfg, **ds.stamp()})
+    run.lock()  # one writer (a finished run was served above, without the lock)
+    run.write_settings(**ds.stamp())
 
     teacher = teacher_run.model.to(dev).eval()
     model = copy.deepcopy(teacher)
@@ -343,8 +336,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         max_abs_logit_diff=gap, widths=widths, full_widths=cost_model.widths, train_seconds=seconds,
         lr_steps=steps_x_lr, metrics=metrics, device=device_name(dev), commit=git_commit(), **ds.stamp(),
     )
-    if DI.is_main():
-        write_json(spath, summary)
+    run.write_summary(summary)
     DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
     return ClassicRun(cfg, summary, rdir, pruned)
 

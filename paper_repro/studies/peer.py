@@ -51,17 +51,17 @@ from ..checks import check_choice, check_known
 from ..config import check_profile, config_key, resolve_baseline, resolve_students
 from ..counting import CostModel, count
 from .. import distributed as DI
-from ..engine import (autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer, milestone_epochs,
-                     prepare_data, pruning_run_dir, restore_training, resume, save_epoch, timed_epoch,
-                     train_batches, training_state)
+from ..engine import (RunFolder, autocast, checked_target, epoch_loop, eval_batches, evaluate, make_optimizer,
+                     milestone_epochs, prepare_data, pruning_run_dir, restore_training, timed_epoch, train_batches,
+                     training_state)
 from ..export import write_pruned_state
 from ..losses import kd_loss
 from ..method import prune_train
 from ..models import build_model
 from ..paper import SUBJECT
 from ..provenance import device_name, git_commit
-from ..runlock import holds_run_locks, lock_run_folder
-from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, save_checkpoint, write_json
+from ..runlock import holds_run_locks
+from ..storage import TEACHER_REMEDY, load_checkpoint, load_state
 from ..surgery import logit_gap
 from ..train import BaselineRun, load_teacher, train_baseline
 from . import ablation
@@ -269,25 +269,22 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         t_model, baseline_acc, t_cfg, t_key = load_teacher(teacher, arch, b, remedy)
     cfg["teacher_config_key"] = t_key  # what the teacher is, not where it lies: a clone elsewhere shares the cache
     key = config_key(cfg, exclude=("profile",))
-    rdir = pruning_run_dir("peer", cfg, key, out)
+    run = RunFolder(pruning_run_dir("peer", cfg, key, tgt, out), key, cfg, {"arch": arch, "config_key": key})
+    rdir = run.path
     ds, train_split, test_split = prepare_data(b, dev, data_dir, download)
     train_b = train_batches(train_split, b, seed + 17)  # seed + 17: the stream of batches our student 0 sees
     shard_b = train_batches(train_split, b, seed + 17, shard=DI.shard())  # torchrun: this rank's slices
     test_b = eval_batches(test_split, b)
     reg = scaled_reg(cfg["reg"], b, cfg["epochs"], len(train_b)) if cfg["reg_scaling"] else cfg["reg"]
-    record = {**cfg, "config_key": key, "reg_effective": reg, "teacher_checkpoint": str(teacher),
-              "teacher_config": t_cfg, **ds.stamp()}
 
-    summary_path, pruned_path = rdir / "summary.json", rdir / "pruned_state.pt"
-    if DI.from_main(summary_path.exists() and pruned_path.exists()):  # torchrun: rank 0's answer for every rank
+    pruned_path = rdir / "pruned_state.pt"
+    if DI.from_main(run.summary_path.exists() and pruned_path.exists()):  # torchrun: rank 0's answer for every rank
         ck = load_checkpoint(pruned_path, expect={"arch": arch, "config_key": key})
         model = build_model(arch, b["num_classes"], width=b["width"], widths=ck["widths"])
         load_state(model, ck["state_dict"], pruned_path)
-        import json
-        return PeerRun(cfg, model.to(dev).eval(), json.loads(summary_path.read_text()), ck["metrics"], rdir, True)
+        return PeerRun(cfg, model.to(dev).eval(), run.summary(), ck["metrics"], rdir, True)
 
-    if DI.is_main():
-        lock_run_folder(rdir)  # one writer (a finished run was served above, without the lock)
+    run.lock()  # one writer (a finished run was served above, without the lock)
     t_model = t_model.to(dev).eval()
     for p in t_model.parameters():
         p.requires_grad_(False)
@@ -296,14 +293,12 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         p.requires_grad_(True)
     example = next(iter(test_b))[0][:1]
     opt, sched = make_optimizer(model, dict(b, epochs=cfg["epochs"]), len(train_b))
-    state_path = rdir / "state.pt"
     start, metrics, seconds = 0, [], 0.0
-    st = resume(state_path, {"arch": arch, "config_key": key}, restore_training(model, opt, sched, state_path))
+    st = run.resume(restore_training(model, opt, sched, run.state_path))
     if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
-    if DI.is_main():
-        write_json(rdir / "config.json", record)
+    run.write_settings(reg_effective=reg, teacher_checkpoint=str(teacher), teacher_config=t_cfg, **ds.stamp())
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now,
@@ -318,20 +313,20 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         metrics.append(dict(epoch=epoch + 1, lr=lr, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
                             test_acc=acc, epoch_seconds=dt))
         bar.set_postfix(acc=f"{acc:.3f}")
-        save_epoch(state_path, dict(arch=arch, config_key=key, epoch=epoch + 1, **training_state(model, opt, sched),
-                                    metrics=metrics, seconds=seconds), metrics=metrics)
+        run.save_epoch(dict(arch=arch, config_key=key, epoch=epoch + 1, **training_state(model, opt, sched),
+                            metrics=metrics, seconds=seconds), metrics=metrics)
     DI.plain_batchnorm_(model)  # TP prunes plain BatchNorm2d layers
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     left = None if time_budget_s is None else time_budget_s - sum(m["epoch_seconds"] for m in metrics[start:])
-    summary, model = _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, test_b, cost_model,
-                                        dev, rdir, baseline_acc, ds, seconds, metrics, reg, left)
+    summary, model = _prune_and_measure(cfg, tgt, run, model, pruner, t_model, train_b, shard_b, test_b, cost_model,
+                                        dev, baseline_acc, ds, seconds, metrics, reg, left)
     return PeerRun(cfg, model, summary, metrics, rdir, False)
 
 
-def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, test_b, cost_model, dev, rdir,
+def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b, shard_b, test_b, cost_model, dev,
                        baseline_acc, ds, seconds, metrics, reg, time_budget_s=None):
-    b = cfg["baseline"]
+    b, key, rdir = cfg["baseline"], run.key, run.path
     before = count(t_model)
     _, acc_trained = evaluate(model, test_b, dev)
     model.eval()
@@ -393,7 +388,7 @@ def _prune_and_measure(cfg, tgt, key, model, pruner, t_model, train_b, shard_b, 
     if DI.is_main():
         write_pruned_state(rdir, cfg["arch"], b["num_classes"], b["width"], widths, state, config_key=key,
                            metrics=metrics)
-        write_json(rdir / "summary.json", summary)
+    run.write_summary(summary)
     DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
     return summary, model
 
