@@ -40,7 +40,8 @@ class Noise:
 
     @property
     def spread_label(self) -> str:
-        return f"±{K_SIGMA:g}σ ({self.source})"
+        """A legend entry: short (the source, with its per-seed values, is long; `describe` and tables carry it)."""
+        return f"±{K_SIGMA:g}σ run-to-run noise"
 
     def describe(self) -> str:
         return f"σ = {self.sd_points:.2f} pts ({self.source})"
