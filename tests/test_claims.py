@@ -117,6 +117,11 @@ def test_ablation_figure_draws_the_noise_bars():
 
     df = pd.DataFrame([dict(arm=a, students=2, best_acc=acc, mean_acc=acc - 0.01, baseline_acc=0.9, flops_pruned=0.6,
                             target="flops=0.60", target_met=True) for a, acc in (("a", 0.85), ("b", 0.86))])
-    fig = arms_figure(df, "t", noise=N.Noise(0.5, "seeds 0, 1, 2"))
-    labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "±2σ (seeds 0, 1, 2)" in labels and "selected" in labels
+    noise = N.Noise(0.5, "seeds 0, 1, 2")
+    fig = arms_figure(df, "t", noise=noise)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    assert noise.spread_label in labels and "selected" in labels
+    bars = handles[labels.index(noise.spread_label)]  # the error bars: ±2σ = ±1.0 point around each selected bar
+    (segments,) = bars.lines[2]
+    widths = sorted(abs(seg[1][0] - seg[0][0]) for seg in segments.get_segments())
+    assert widths == pytest.approx([2 * noise.spread] * 2)
