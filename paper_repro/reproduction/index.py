@@ -171,8 +171,8 @@ def replace_block(text: str, block: str) -> str:
 
 
 def write_readme_summary(profile: str, readme: Path = README) -> Path | None:
-    """Refresh the README's summary from the committed results; only `make reproduce` of the committed profile
-    writes it (an interactive or smoke run never touches the README)."""
+    """Refresh the README's summary from the committed results; only `reproduce` of the committed profile (whole
+    or some notebooks) writes it (an interactive or smoke run never touches the README)."""
     res_dir = committed_dirs(profile)[0]
     if res_dir != ROOT / "results" or not (res_dir / "verdicts.csv").exists():
         return None

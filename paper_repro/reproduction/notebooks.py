@@ -101,8 +101,7 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
             record_runtime(profile, TOTAL, time.perf_counter() - t_all,
                            trained or bool(lane_report and lane_report.trained), git_commit())
     write_index(profile)
-    if not names:  # the README's summary: only a whole run of the committed profile writes it
-        write_readme_summary(profile)
+    write_readme_summary(profile)  # results/ changed, even on a partial run: the README's block is made from them
     text = headlines.report(before, headlines.snapshot(committed_dirs(profile)[0]))
     if text:  # how far this machine's numbers are from the committed ones, against the measured noise
         print(text, end="", flush=True)
