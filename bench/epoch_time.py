@@ -14,14 +14,20 @@ mode: `eager`, or a torch.compile mode applied as the trainers apply it (`engine
 on `method.distill_losses` through the `compile` setting); compile time falls in the untimed warm-up. Goals
 (issue 5, one H100): plain resnet56 <= 2 s/epoch, method <= 3.5x plain.
 
-    .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--batch 64]
-        [--students 2] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
+    .venv/bin/python bench/epoch_time.py [--archs resnet56,vgg_small,mobilenetv2] [--widths 1.0,0.5] [--batch 64]
+        [--students 2] [--threads N] [--steps N (time N steps, scale to an epoch)] [--compile eager,reduce-overhead]
         [--no-record]
+    .venv/bin/python bench/epoch_time.py --table   # every record as a Markdown table (docs/profiles.md cites it)
+
+On a CPU the record also carries the 1-minute load average before and after the network's timing: a load above
+the bench's own threads means another process shared the cores (the committed runs train as two lanes of one
+thread, so "one thread beside another lane" is the cost they pay; a quiet machine's numbers are not).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -39,7 +45,9 @@ TARGETS = {"resnet56": "flops=0.6", "vgg_small": "params=0.93", "mobilenetv2": "
 
 p = argparse.ArgumentParser()
 p.add_argument("--archs", default="resnet56,vgg_small,mobilenetv2")
+p.add_argument("--widths", default="1.0", help="comma-separated width multipliers (1.0: the paper's network)")
 p.add_argument("--batch", type=int, default=64)
+p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's, one per core)")
 p.add_argument("--students", type=int, default=2)
 p.add_argument("--images", type=int, default=50_000)
 p.add_argument("--steps", type=int, default=None, help="time this many steps and scale to a full epoch")
@@ -47,8 +55,30 @@ p.add_argument("--warmup", type=int, default=30)
 p.add_argument("--device", default="auto")
 p.add_argument("--compile", default="eager", help="comma-separated: eager and/or torch.compile modes")
 p.add_argument("--no-record", action="store_true", help="print only; do not append to bench/results/epoch_time.jsonl")
+p.add_argument("--table", action="store_true", help="print the records as a Markdown table and exit (times nothing)")
 args = p.parse_args()
 RECORDS = ROOT / "bench" / "results" / "epoch_time.jsonl"
+
+
+def table(path) -> str:
+    """The records as one Markdown table, oldest first; records older than the width/threads fields say "—"."""
+    cols = ("when", "device", "arch", "width", "threads", "mode", "batch", "students", "load_1min_before",
+            "load_1min_after", "plain_s_per_epoch", "method_s_per_epoch", "method_over_plain", "sparsity_share",
+            "commit")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    cell = lambda v: "—" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+if args.table:
+    print(table(RECORDS))
+    raise SystemExit(0)
+if args.threads is not None:
+    if args.threads < 1:
+        raise SystemExit(f"--threads: must be a positive count, got {args.threads}")
+    torch.set_num_threads(args.threads)
 dev = resolve_device(args.device)
 sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 ds = D.make_synthetic(n_train=args.images, n_test=16).to(dev)
@@ -77,9 +107,17 @@ def timed(step_fn, batches, parts: PartTimer | None = None) -> float:
     return (time.perf_counter() - t0) * steps_per_epoch / timed_steps
 
 
-def net(arch):
+def net(arch, width):
     torch.manual_seed(0)
-    return build_model(arch).to(dev).to(memory_format=torch.channels_last)
+    return build_model(arch, width=width).to(dev).to(memory_format=torch.channels_last)
+
+
+def load_average():
+    """The 1-minute load average (None where the OS has none): how busy the cores were while timing."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def peak():
@@ -127,9 +165,10 @@ print(f"device: {device_name(dev)}  torch {torch.__version__}  batch {args.batch
       f"bf16 autocast: {dev.type == 'cuda'}  channels_last", flush=True)
 for mode in args.compile.split(","):
     cmode = False if mode == "eager" else mode
-    for arch in args.archs.split(","):
+    for arch, width in [(a, float(w)) for a in args.archs.split(",") for w in args.widths.split(",")]:
         torch._dynamo.reset()
-        model = net(arch).train()
+        load_before = load_average()
+        model = net(arch, width).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         loss_fn = compiled(plain_loss, cmode)
 
@@ -144,14 +183,15 @@ for mode in args.compile.split(","):
         try:
             plain = timed(plain_step, batches)
         except Exception as e:  # a compile failure is a result to report, not a reason to stop the others
-            print(f"{mode:10s} {arch:12s} plain FAILED: {type(e).__name__}: {str(e)[:300]}", flush=True)
+            print(f"{mode:10s} {arch:12s} w{width:g} plain FAILED: {type(e).__name__}: {str(e)[:300]}", flush=True)
             continue
         plain_wall, plain_mem = time.perf_counter() - t0, peak()
         del model, opt, loss_fn
 
-        teacher = net(arch)
+        teacher = net(arch, width)
         target = TARGETS.get(arch, "flops=0.5")
-        cfg = resolve_method(arch, target, "paper", students=args.students, batch_size=args.batch, compile=cmode)
+        cfg = resolve_method(arch, target, "paper", students=args.students, batch_size=args.batch, compile=cmode,
+                             width=width)
         ours = Method(teacher, cfg, CostModel(teacher), parse_target(target), steps_per_epoch)
         ours.begin_epoch(0)
 
@@ -167,17 +207,19 @@ for mode in args.compile.split(","):
         try:
             method = timed(method_step, views, sparsity)
         except Exception as e:
-            print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch | method FAILED: {type(e).__name__}: "
+            print(f"{mode:10s} {arch:12s} w{width:g} plain {plain:7.2f} s/epoch | method FAILED: {type(e).__name__}: "
                   f"{str(e)[:300]}", flush=True)
             continue
         method_wall, method_mem = time.perf_counter() - t0, peak()
         sparse_s = sparsity.total() * steps_per_epoch / timed_steps  # scaled to an epoch, as `method` is
-        print(f"{mode:10s} {arch:12s} plain {plain:7.2f} s/epoch (peak {gib(plain_mem)}) | method {method:7.2f} "
+        print(f"{mode:10s} {arch:12s} w{width:g} plain {plain:7.2f} s/epoch (peak {gib(plain_mem)}) | method {method:7.2f} "
               f"s/epoch = {method / plain:.2f}x plain (peak {gib(method_mem)}) | sparsity step {sparse_s:.2f} "
               f"s/epoch = {100 * sparse_s / method:.0f}% of method (timed directly) | wall incl. warm-up/compile "
               f"{plain_wall:.0f} s + {method_wall:.0f} s", flush=True)
         record = dict(bench="epoch_time", when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      device=device_name(dev), torch=torch.__version__, commit=git_commit(), arch=arch, mode=mode,
+                      device=device_name(dev), torch=torch.__version__, commit=git_commit(), arch=arch, width=width,
+                      mode=mode, threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                      load_1min_before=load_before, load_1min_after=load_average(),
                       batch=args.batch, students=args.students, images_per_epoch=args.images,
                       timed_steps=timed_steps, warmup=args.warmup, plain_s_per_epoch=round(plain, 3),
                       method_s_per_epoch=round(method, 3), method_over_plain=round(method / plain, 3),
