@@ -2,6 +2,7 @@
 carried by the committed folder alone, their records checked against today's settings and data, and the controls
 at the method's target FLOPs."""
 import json
+import re
 
 import pytest
 import torch
@@ -108,6 +109,22 @@ def test_committed_state_of_other_settings_is_refused(store):
 def test_unknown_run_names_the_valid_ones():
     with pytest.raises(ValueError, match="runs: unknown run .method-s9.; valid: teacher, method-s0, control-distill"):
         P.train_runs(["method-s9"], "smoke")
+
+
+def test_make_paper_width_lanes_hold_every_run_once():
+    """`make paper-width` names its two lanes' runs in the Makefile: a run left out is never trained by it, one
+    named twice would train in both lanes at once."""
+    text = (P.ROOT / "Makefile").read_text()
+    recipe = text[text.index("\npaper-width:"):text.index("\ntest:")]
+    lanes = re.findall(r"paper-width --runs ([\w,-]+) \$\(PW_FLAGS\) &", recipe) + \
+        re.findall(r"paper-width --runs ([\w,-]+) \$\(PW_FLAGS\); rc=", recipe)
+    assert len(lanes) == 2, recipe
+    named = [n for lane in lanes for n in lane.split(",")]
+    assert sorted(named) == sorted(P.runs("cpu")), named
+    lane_of = {n: i for i, lane in enumerate(lanes) for n in lane.split(",")}
+    order = {n: lane.split(",").index(n) for lane in lanes for n in lane.split(",")}
+    # finetune starts from method-s0's pruned network: same lane, after it
+    assert lane_of["finetune"] == lane_of["method-s0"] and order["finetune"] > order["method-s0"]
 
 
 def test_exact_landing_stops_at_the_target_where_tp_steps_overshoot(committed):
