@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .tables import BLOCKS
 from .verdicts import K_SIGMA
 
 
@@ -30,9 +31,12 @@ def snapshot(results_dir) -> dict:
     if main is not None:
         ours = main[main["source"].astype(str).str.startswith("ours")]
         for r in ours.itertuples():
-            out["values"][("selected student's accuracy, %", r.network)] = 100 * float(r.pruned_acc_best)
-            out["values"][("params pruned, %", r.network)] = float(r.params_pruned_pct)
-            out["values"][("FLOPs pruned, %", r.network)] = float(r.flops_pruned_pct)
+            # A row at the paper's width is its own headline, named as its verdicts are (claims: "<arch>_w1").
+            network = (f"{r.network}_w{float(r.width):g}" if getattr(r, "block", None) == BLOCKS[1]
+                       else r.network)
+            out["values"][("selected student's accuracy, %", network)] = 100 * float(r.pruned_acc_best)
+            out["values"][("params pruned, %", network)] = float(r.params_pruned_pct)
+            out["values"][("FLOPs pruned, %", network)] = float(r.flops_pruned_pct)
     ver = _read(res / "verdicts.csv")
     if ver is not None and "claim_id" in ver:
         for r in ver.itertuples():

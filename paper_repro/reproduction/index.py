@@ -12,6 +12,7 @@ from ..provenance import ROOT, stamp_line
 from ..storage import write_text
 from .navigation import TOTAL, human_duration
 from .outputs import committed_dirs, manifest_path, output_dirs
+from .tables import BLOCKS
 from .verdicts import K_SIGMA
 
 
@@ -89,6 +90,8 @@ def _budget_words(res_dir: Path) -> str:
         return ""
     ours = pd.read_csv(path)
     ours = ours[ours["source"].astype(str).str.startswith("ours")]
+    if "block" in ours:  # the profile's own budget; the rows at the paper's width are said apart
+        ours = ours[ours["block"] == BLOCKS[2]]
     if ours.empty or "width" not in ours:
         return ""
     widths = ", ".join(f"{r.width:g} ({r.network})" for r in ours.itertuples())

@@ -479,6 +479,13 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
     return rows
 
 
+def main_rows(records: list[dict], profile: str) -> list[dict]:
+    """The main table's row at the paper's width (`tables.main_table(paper_width=...)`): the method's first seed once
+    finished, as the profile's rows report their first seed; none before."""
+    first = f"method-s{study(profile)['seeds'][0]}"
+    return [r for r in records if r["run"] == first and r["state"] == "finished"]
+
+
 def data_fingerprint(profile: str = "cpu", data_dir=None) -> str:
     """The fingerprint of the study's dataset as found here (no download)."""
     return load_dataset(_teacher_config(profile)["dataset"], data_dir=data_dir, download=False).fingerprint

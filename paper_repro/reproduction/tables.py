@@ -33,30 +33,48 @@ def _pct(x):
 SELECTION_WORDS = {"teacher_agreement": "most teacher agreement, no labels"}
 
 
-def main_table(runs: dict) -> pd.DataFrame:
-    """For each network (`runs`: arch -> method.MethodRun): the paper's reported row, then ours (best student and
-    mean over students, the network's width (1.0: the paper's), and the students' training images: the budget
-    beside which other tables' points stand)."""
-    rows = []
+# The main table's blocks: the paper's reported rows, ours at the paper's width (the committed runs of
+# reproduction/paper_width.py: comparable with the paper's row), ours at the profile's reduced budget.
+BLOCKS = ("paper, reported", "ours, paper's width", "ours, reduced budget")
+
+
+def main_table(runs: dict, paper_width: list[dict] = ()) -> pd.DataFrame:
+    """For each network (`runs`: arch -> method.MethodRun): the paper's reported row and, where the paper-width study
+    has a finished method run (`paper_width`: paper_width.load_records rows), ours at the paper's width; then ours
+    at the profile's budget, one block of reduced-budget rows after the others. Each row of ours: the selected
+    student's accuracy and the mean over students, the network's width (1.0: the paper's), the students' epochs and
+    training images, and the device that trained it."""
+    at_width = {r["config"]["arch"]: r for r in paper_width}
+    rows, reduced = [], []
     for arch, run in runs.items():
-        s = run.summary
         for _, r in reference_rows("cifar10", arch, "paper (this method)").iterrows():
-            rows.append(dict(network=arch, source=f"paper, reported ({r['source']})", width=1.0, baseline_acc=None,
-                             pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
+            rows.append(dict(network=arch, block=BLOCKS[0], source=f"paper, reported ({r['source']})", width=1.0,
+                             baseline_acc=None, pruned_acc_best=None, pruned_acc_mean=None, delta_acc=r["delta_acc"],
                              params_pruned_pct=r["params_reduction_pct"], flops_pruned_pct=r["flops_reduction_pct"],
                              flops_pruned_dpfps_pct=None, target=None, target_met=None, students=None, epochs=None,
-                             train_images=None, selection=None, fine_tuned=r["fine_tuned"]))
-        rows.append(dict(network=arch, source=f"ours ({s['profile']} profile)", width=run.config["baseline"]["width"],
-                         baseline_acc=round(s["baseline_acc"], 4),
-                         pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
-                         delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
-                         params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
-                         flops_pruned_dpfps_pct=_pct(s["flops_pruned_dpfps"]), target=s["target"],
-                         target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
-                         train_images=str(run.config["baseline"]["train_subset"] or "all"),  # not 10000.0
-                         selection=SELECTION_WORDS.get(s.get("selection_rule"), s.get("selection_rule")),
-                         fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs"))
-    return pd.DataFrame(rows)
+                             train_images=None, selection=None, fine_tuned=r["fine_tuned"], device=None))
+        if arch in at_width:
+            r = at_width[arch]
+            rows.append(_ours_row(arch, BLOCKS[1], f"ours ({r['run']}, committed run, paper_width/)", r["summary"],
+                                  r["config"]))
+        reduced.append(_ours_row(arch, BLOCKS[2], f"ours ({run.summary['profile']} profile)", run.summary,
+                                 run.config))
+    return pd.DataFrame(rows + reduced)
+
+
+def _ours_row(arch: str, block: str, source: str, s: dict, cfg: dict) -> dict:
+    """A main-table row of ours from a method run's summary and resolved settings."""
+    return dict(network=arch, block=block, source=source, width=cfg["baseline"]["width"],
+                baseline_acc=round(s["baseline_acc"], 4),
+                pruned_acc_best=round(s["pruned_acc"], 4), pruned_acc_mean=round(s["pruned_acc_mean"], 4),
+                delta_acc=f"{100 * (s['pruned_acc'] - s['baseline_acc']):+.2f}",
+                params_pruned_pct=_pct(s["params_pruned"]), flops_pruned_pct=_pct(s["flops_pruned"]),
+                flops_pruned_dpfps_pct=_pct(s["flops_pruned_dpfps"]), target=s["target"],
+                target_met=s["target_met"], students=s["students"], epochs=s["epochs"],
+                train_images=str(cfg["baseline"]["train_subset"] or "all"),  # not 10000.0
+                selection=SELECTION_WORDS.get(s.get("selection_rule"), s.get("selection_rule")),
+                fine_tuned="no" if not s["finetune_epochs"] else f"{s['finetune_epochs']} epochs",
+                device=s.get("device"))
 
 
 def _teacher_run_name(method_cfg: dict) -> str:
@@ -104,7 +122,7 @@ OTHER_METHODS = {"classic_baselines": ("classic pipeline (labels, fine-tuned)", 
 
 
 def budget_kind(method: str, row) -> str:
-    """'<method>, <profile> profile, <n> training images': a point's method and budget, so that points of
+    """'<method>, <profile> profile, <n> training images, width <w>': a point's method and budget, so that points of
     different budgets (the main table's 10,000 images, the ablation arms' 3,000) are never read as one series.
     Only what the row records is said."""
     parts = [method]
@@ -114,6 +132,9 @@ def budget_kind(method: str, row) -> str:
     if images is not None and not (isinstance(images, float) and math.isnan(images)):
         number = pd.to_numeric(images, errors="coerce")
         parts.append(f"{int(number):,} training images" if pd.notna(number) else f"{images} training images")
+    width = pd.to_numeric(row.get("width"), errors="coerce")
+    if pd.notna(width):  # the paper's network (1.0) or a narrowed one: never one series
+        parts.append(f"width {float(width):g}")
     epochs = row.get("method_epochs")
     if epochs is not None and pd.notna(epochs):
         parts.append(f"{int(epochs)} method epochs")

@@ -1,0 +1,54 @@
+"""The main table's blocks: the paper's reported row, ours at the paper's width (the committed paper-width run, once
+finished), ours at the profile's reduced budget; and what reads the table keeps them apart."""
+from types import SimpleNamespace
+
+import paper_repro.reproduction.headlines as H
+from paper_repro.reproduction.index import _budget_words
+from paper_repro.reproduction.tables import BLOCKS, accuracy_vs_flops, main_table
+
+
+def summary(acc, width_note, **kw):
+    return dict(dict(profile="cpu", baseline_acc=0.90, pruned_acc=acc, pruned_acc_mean=acc - 0.01, params_pruned=0.5,
+                     flops_pruned=0.6012, flops_pruned_dpfps=0.6050, target="flops=0.6", target_met=True, students=2,
+                     epochs=3, selection_rule="teacher_agreement", finetune_epochs=0, device=width_note), **kw)
+
+
+def config(width, images):
+    return dict(arch="resnet56", baseline=dict(width=width, train_subset=images))
+
+
+REDUCED = SimpleNamespace(summary=summary(0.85, "cpu:1threads:AVX512:Intel"), config=config(0.5, 10_000))
+AT_WIDTH = dict(run="method-s0", kind="method", state="finished", summary=summary(0.89, "cpu:1threads:AVX512:AMD",
+                                                                                   epochs=15),
+                config=config(1.0, None))
+
+
+def test_the_paper_width_run_sits_beside_the_paper_and_the_reduced_rows_after():
+    t = main_table({"resnet56": REDUCED}, paper_width=[AT_WIDTH])
+    assert list(t["block"]) == list(BLOCKS)  # reported, paper's width, reduced: in that order
+    wide, narrow = t.iloc[1], t.iloc[2]
+    assert (wide["width"], wide["epochs"], wide["train_images"], wide["delta_acc"]) == (1.0, 15, "all", "-1.00")
+    assert (narrow["width"], narrow["train_images"]) == (0.5, "10000")
+    assert wide["device"].endswith("AMD") and narrow["device"].endswith("Intel") and t.iloc[0]["device"] is None
+    # before the paper-width run has finished: the table is the reported and reduced rows only
+    assert list(main_table({"resnet56": REDUCED})["block"]) == [BLOCKS[0], BLOCKS[2]]
+
+
+def test_readers_keep_the_blocks_apart(tmp_path):
+    main_table({"resnet56": REDUCED}, paper_width=[AT_WIDTH]).to_csv(tmp_path / "main_table.csv", index=False)
+    values = H.snapshot(tmp_path)["values"]
+    assert values[("selected student's accuracy, %", "resnet56_w1")] == 89.0  # its verdicts' name (claims)
+    assert values[("selected student's accuracy, %", "resnet56")] == 85.0
+    words = _budget_words(tmp_path)  # the README's sentence about the profile's own budget
+    assert "0.5 (resnet56)" in words and "(resnet56), 1" not in words and "15" not in words
+    points = accuracy_vs_flops(tmp_path)
+    kinds = set(points[points["kind"].str.startswith("ours")]["kind"])
+    assert kinds == {"ours, all training images, width 1", "ours, 10,000 training images, width 0.5"}
+
+
+def test_a_main_table_written_before_blocks_still_reads(tmp_path):
+    """Committed tables from before the `block` column: every row of ours is the profile's own."""
+    old = main_table({"resnet56": REDUCED}).drop(columns=["block"])
+    old.to_csv(tmp_path / "main_table.csv", index=False)
+    assert ("FLOPs pruned, %", "resnet56") in H.snapshot(tmp_path)["values"]
+    assert "0.5 (resnet56)" in _budget_words(tmp_path)
