@@ -48,6 +48,10 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
         assert abs(recs[name]["summary"]["flops_pruned"] - method["flops_pruned"]) < 0.01, name
     ft = recs["finetune"]["summary"]
     assert ft["acc_before_finetune"] == method["pruned_acc"]  # the method's own pruned network, measured again
+    c = P.curves(list(recs.values()))  # notebook 02's figure: the label-free runs per epoch and student
+    assert set(c["run"]) == {"method-s0", "method-s1", "control-distill"}
+    assert len(c) == 3 * 2 * 2 and c["flops_pruned"].between(0, 1).all()  # 3 runs x 2 epochs x 2 students
+    assert set(c[c["lr_decay"]]["epoch"]) == {1}  # a 2-epoch run's milestones, made distinct: 1 and 2
 
 
 def test_controls_sit_at_the_target_and_load_without_our_training_code(store):

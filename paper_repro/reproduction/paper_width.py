@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from .. import teachers as T
@@ -484,6 +485,20 @@ def main_rows(records: list[dict], profile: str) -> list[dict]:
     finished, as the profile's rows report their first seed; none before."""
     first = f"method-s{study(profile)['seeds'][0]}"
     return [r for r in records if r["run"] == first and r["state"] == "finished"]
+
+
+def curves(records: list[dict]) -> pd.DataFrame:
+    """Per epoch and student, the finished label-free runs' metrics (method seeds, control-distill; their committed
+    metrics.csv) with a `run` column, and `lr_decay`: whether the recorded LR of the next epoch is lower (the step
+    schedule's milestones, as the run applied them). Empty before any has finished."""
+    out = []
+    for r in records:
+        if r["kind"] not in ("method", "control_distill") or r["state"] != "finished":
+            continue
+        m = pd.read_csv(Path(r["folder"]) / "metrics.csv").assign(run=r["run"])
+        following = m.groupby("student")["lr"].shift(-1)
+        out.append(m.assign(lr_decay=(following < m["lr"]).fillna(False)))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def data_fingerprint(profile: str = "cpu", data_dir=None) -> str:
