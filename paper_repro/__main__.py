@@ -153,7 +153,7 @@ def _paper_width(args):
     names = None if args.runs == "all" else args.runs.split(",")
     for row in train_runs(names, args.profile, _budget_s(args.budget_minutes), args.retrain, args.device,
                           args.data_dir, not args.no_download, max_epochs_now=args.max_epochs_now,
-                          publish_only=args.publish_only):
+                          publish_only=args.publish_only, compile=_compile_mode(args.compile)):
         print(json.dumps(row), flush=True)
 
 
@@ -288,6 +288,9 @@ def _add_paper_width(sub):
                     help="only copy the runs' state from runs/ to paper_width/ (and the teacher's to teachers/), "
                          "no training: to commit while another process trains them")
     pw.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    pw.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
+                    help="torch.compile mode of the method's and the labelled control's training step (GPU; default "
+                         "off = eager; execution only, same settings key); the peers and the fine-tuning test stay eager")
     pw.add_argument("--data-dir", default=None)
     pw.add_argument("--no-download", action="store_true")
     pw.set_defaults(fn=_paper_width)

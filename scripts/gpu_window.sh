@@ -10,6 +10,9 @@
 # Back here: cat <files_at>/window.tar.part* | tar -xf -   then commit those three folders.
 #
 #   bash scripts/gpu_window.sh BUDGET_MINUTES [BENCH_STEPS (0: no bench)] [METHOD_EPOCHS (default: the recipe's)]
+#   PW_RUNS=method-s1,method-s2 bash scripts/gpu_window.sh BUDGET_MINUTES 0
+#       step 3 trains the committed paper-width runs instead (issue 23: `paper-width --runs PW_RUNS`, compiled on a
+#       GPU, state and records in paper_width/<PW_PROFILE, default cpu>/), and step 4 returns those folders
 #
 # A check on the CPU first (tiny, writes only under build/): PROFILE=smoke OUT=build/window_check \
 #   RECORD_TO=build/window_check/runs CARRY=build/window_check/carry NO_BENCH_RECORD=1 bash scripts/gpu_window.sh 1 5
@@ -49,16 +52,27 @@ if [ "$bench_steps" != 0 ]; then
 fi
 
 compile=$($PY -c "import torch; print('reduce-overhead' if torch.cuda.is_available() else 'off')")
-$PY -m paper_repro campaign --profile "$profile" --budget-minutes "$budget" --compile "$compile" --no-download \
-    --record-to "$record_to" --carry "$carry" ${method_epochs:+--method-epochs "$method_epochs"} 2>&1 \
-    | tee "$out/campaign.log"
+if [ -n "${PW_RUNS:-}" ]; then
+    # The paper-width runs of issue 23 (ResNet-56 at width 1.0, paper_width/<profile>/), resumed from their
+    # committed state and carried back the same way: the same command as on the CPU, on the GPU.
+    watched="paper_width/${PW_PROFILE:-cpu} teachers/${PW_PROFILE:-cpu}"
+    $PY -m paper_repro paper-width --runs "$PW_RUNS" --profile "${PW_PROFILE:-cpu}" --budget-minutes "$budget" \
+        --compile "$compile" --no-download 2>&1 | tee "$out/paper_width.log"
+    extra=""
+else
+    watched="teachers/paper results/paper"
+    $PY -m paper_repro campaign --profile "$profile" --budget-minutes "$budget" --compile "$compile" --no-download \
+        --record-to "$record_to" --carry "$carry" ${method_epochs:+--method-epochs "$method_epochs"} 2>&1 \
+        | tee "$out/campaign.log"
+    extra="$record_to $carry"
+fi
 
-mkdir -p results/paper bench/results teachers/paper "$record_to" "$carry"
+mkdir -p $watched bench/results $extra
 # Removed files (a finished run's carried state) are not in the tar: `git status` here shows them; a finished
 # teacher's resume.pt likewise. Folders are listed so that a file's removal can be told from its absence.
-find teachers/paper results/paper bench/results "$record_to" "$carry" -type f -newer "$start" 2>/dev/null \
-    | sort -u > "$out/written.txt"
-find teachers/paper results/paper -type f > "$out/present.txt"
+echo "$watched" > "$out/watched.txt"
+find $watched bench/results $extra -type f -newer "$start" 2>/dev/null | sort -u > "$out/written.txt"
+find $watched -type f > "$out/present.txt"
 bytes=$(cat "$out/written.txt" | xargs -r du -cb | tail -1 | cut -f1)
 if [ "${bytes:-0}" -gt $((60 * 1024 * 1024)) ]; then
     echo "error: gpu_window: the window wrote ${bytes} bytes, more than one call can return (64 MiB)"; exit 2

@@ -7,8 +7,10 @@ set -euo pipefail
 from=${1:?usage: unpack_window.sh FILES_AT}
 ls "$from"/window.tar.part* > /dev/null || { echo "error: unpack_window: no window.tar.part* in $from"; exit 2; }
 cat "$from"/window.tar.part* | tar -xf -
+# the folders the window watched (paper campaign: teachers/paper results/paper; PW_RUNS: paper_width/cpu teachers/cpu)
+watched=$(cat "$from/watched.txt" 2>/dev/null || echo "teachers/paper results/paper")
 if [ -f "$from/present.txt" ]; then
-    find teachers/paper results/paper -type f 2>/dev/null | sort > /tmp/unpack_local.txt
+    find $watched -type f 2>/dev/null | sort > /tmp/unpack_local.txt
     sort "$from/present.txt" | comm -23 /tmp/unpack_local.txt - | while read -r f; do rm -v -- "$f"; done
 fi
-git status --short teachers/paper results/paper bench/results
+git status --short $watched bench/results

@@ -115,6 +115,20 @@ def test_unknown_run_names_the_valid_ones():
         P.train_runs(["method-s9"], "smoke")
 
 
+def test_compile_reaches_the_method_and_the_labelled_control_only(store, monkeypatch):
+    """A GPU window compiles the method's and the labelled control's step (`--compile`); the peers' and the
+    fine-tuning test's trainers take no such setting and get none."""
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    seen = {}
+    for kind in P.TRAIN:
+        monkeypatch.setitem(P.TRAIN, kind, lambda run, profile, teacher, left, common, m=None, k=kind:
+                            seen.setdefault(k, common.get("compile", "absent")) and "stub")
+    P.train_runs(["method-s0", "control-distill", "control-scratch", "peer-tp", "peer-l1", "finetune"], "smoke",
+                 compile="reduce-overhead", **KW)
+    assert seen == dict(method="reduce-overhead", control_distill="reduce-overhead",
+                        control_scratch="reduce-overhead", peer_tp="absent", peer_l1="absent", finetune="absent")
+
+
 def test_make_paper_width_lanes_hold_every_run_once():
     """`make paper-width` names its two lanes' runs in the Makefile: a run left out is never trained by it, one
     named twice would train in both lanes at once."""

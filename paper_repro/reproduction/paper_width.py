@@ -362,16 +362,19 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
 TRAIN = {"method": _train_method, "control_distill": _train_method, "control_scratch": _train_scratch,
          "peer_tp": _train_peer_tp, "peer_l1": _train_peer_l1, "finetune": _train_finetune}
 NEEDS_TEACHER = ("method", "control_distill", "peer_tp", "peer_l1")
+COMPILED = ("method", "control_distill", "control_scratch")  # the kinds whose trainers take `compile`
 
 
 def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, retrain: bool = False,
                device: str = "auto", data_dir=None, download: bool = True, progress: bool = True,
-               max_epochs_now: int | None = None, publish_only: bool = False) -> list[dict]:
+               max_epochs_now: int | None = None, publish_only: bool = False, compile=False) -> list[dict]:
     """`make paper-width`: train (or resume) each run of `names` (default: all, in `runs` order) within `budget_s`
     seconds, then copy its state or records to paper_width/<profile>/ (the teacher's to teachers/). A finished run
     is skipped unless `retrain` (which also drops its state; never the teacher's: `make teachers RETRAIN=1`). A run
     whose teacher (or source run) is not finished waits (its status says so). `publish_only`: train nothing, only
-    copy each unfinished run's state from runs/ to the store (e.g. to commit while another process trains it)."""
+    copy each unfinished run's state from runs/ to the store (e.g. to commit while another process trains it).
+    `compile`: a torch.compile mode for the method's and the labelled control's training step (config.COMPILE_MODES;
+    an execution setting, never in a settings key: a GPU window, scripts/gpu_window.sh); the rest stay eager."""
     known = runs(profile)
     names = list(known) if names is None else list(names)
     bad = [n for n in names if n not in known]
@@ -407,7 +410,8 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
                 rows.append(dict(run=name, status=f"waiting for the teacher ({T.RETRAIN_COMMAND})", folder=str(d)))
                 continue
         _carry_in(run, profile)
-        status = TRAIN[run.kind](run, profile, teacher, left, common, max_epochs_now)
+        kw = dict(common, compile=compile) if run.kind in COMPILED else common
+        status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
         rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
 
