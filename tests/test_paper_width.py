@@ -31,6 +31,10 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
     assert rows[1]["status"] == "finished"  # the labelled control needs no teacher
     assert P.train_runs(["teacher"], "smoke", **KW)[0]["status"] == "finished"  # `make teachers`'s job
     assert P.run_state(P.runs("smoke")["teacher"], "smoke") == "finished"
+    assert P.peer_target("smoke") is None  # the peers aim at the ratio method-s0 lands at: they wait for it
+    assert P.train_runs(["peer-tp"], "smoke", **KW)[0]["status"].startswith("waiting for method-s0")
+    with pytest.raises(ValueError, match="train it first"):
+        P.expected_key(P.runs("smoke")["peer-l1"], "smoke")
     rows = P.train_runs(None, "smoke", **KW)
     assert [r["status"] for r in rows] == ["finished (committed)", "finished", "finished", "finished (committed)",
                                            "finished", "finished", "finished", "finished"]
@@ -44,6 +48,7 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
     tp = recs["peer-tp"]["summary"]
     assert tp["finetune_epochs"] == 1 and tp["epochs"] == 1  # split at the method's first LR decay
     method = recs["method-s0"]["summary"]
+    assert P.peer_target("smoke") == f"flops={method['flops_pruned']:.4f}"
     for name in ("peer-tp", "peer-l1"):  # the peers land at the method's ratio (within one point)
         assert abs(recs[name]["summary"]["flops_pruned"] - method["flops_pruned"]) < 0.01, name
     ft = recs["finetune"]["summary"]
@@ -119,6 +124,7 @@ def test_compile_reaches_the_method_and_the_labelled_control_only(store, monkeyp
     """A GPU window compiles the method's and the labelled control's step (`--compile`); the peers' and the
     fine-tuning test's trainers take no such setting and get none."""
     T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    monkeypatch.setattr(P, "peer_target", lambda profile: "flops=0.5")  # as if method-s0 had landed there
     seen = {}
     for kind in P.TRAIN:
         monkeypatch.setitem(P.TRAIN, kind, lambda run, profile, teacher, left, common, m=None, k=kind:

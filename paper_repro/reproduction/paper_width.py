@@ -13,9 +13,11 @@ teachers` or by the `teacher` run here), with the recipe of config.PAPER_WIDTH_S
 - ``control-scratch``: that narrow network trained from random weights with labels, by the teacher's recipe, for
   as many epochs as the teacher and the students together;
 - ``peer-tp``: Torch-Pruning with its own recipe (group-norm sparse training with labels and TP's magnitude
-  importance, a global cut at the target, fine-tuning with labels), its epochs split at the method's first LR decay;
-- ``peer-l1``: L1-norm pruning of the teacher (one global threshold over layer-normalised norms) at the target,
-  then fine-tuning with labels for the students' epochs (studies/classic.py);
+  importance, a global cut at the ratio, fine-tuning with labels), its epochs split at the method's first LR decay;
+- ``peer-l1``: L1-norm pruning of the teacher (one global threshold over layer-normalised norms) at the ratio,
+  then fine-tuning with labels for the students' epochs (studies/classic.py).
+  Both peers aim at the ratio ``method-s0`` measured (`peer_target`), not at the study's nominal target: the method
+  may land short of it or past it, and a peer more than one point away could not be compared. They wait for it;
 - ``finetune``: the pruned network of ``method-s0`` fine-tuned with labels (classic.CLASSIC's optimiser,
   `finetune_epochs`): what labels add after the method, measured rather than assumed.
 
@@ -161,6 +163,22 @@ def _peer_overrides(profile: str) -> dict:
                 finetune_epochs=st["epochs"] - sparse, width=b["width"], train_subset=b["train_subset"], lr=b["lr"])
 
 
+def peer_target(profile: str) -> str | None:
+    """The peers' target: the pruned ratio that the method's first seed measured (the study's target kind, 4
+    decimals), so that they land where ours did; None until that run has finished (the peers wait for it)."""
+    src = runs(profile)[peer_source(profile)]
+    f = src.folder(profile) / "summary.json"
+    if not f.exists():
+        return None
+    kind = parse_target(study(profile)["target"]).kind
+    return f"{kind}={json.loads(f.read_text())[f'{kind}_pruned']:.4f}"
+
+
+def peer_source(profile: str) -> str:
+    """The run whose measured ratio the peers aim at: the method's first seed."""
+    return f"method-s{study(profile)['seeds'][0]}"
+
+
 def _l1_overrides(profile: str) -> dict:
     st = _students(profile)
     return dict(arch=study(profile)["arch"], width=st["baseline"]["width"], epochs=st["epochs"],
@@ -188,14 +206,22 @@ def expected_key(run: Run, profile: str) -> str:
         cfg = resolve_method(s["arch"], s["target"], profile, run.seed, **_method_overrides(run, profile))
         return run_key(dict(cfg, teacher_config=_teacher_config(profile)))
     if run.kind == "peer_tp":
-        cfg = peer.resolve_peer(s["arch"], s["target"], profile, 0, **_peer_overrides(profile))
+        cfg = peer.resolve_peer(s["arch"], _ready_peer_target(profile), profile, 0, **_peer_overrides(profile))
         return config_key(dict(cfg, teacher_config_key=config_key(_teacher_config(profile))), exclude=("profile",))
     if run.kind == "peer_l1":
-        cfg = classic.resolve_classic("l1_global", profile, 0, s["target"], **_l1_overrides(profile))
+        cfg = classic.resolve_classic("l1_global", profile, 0, _ready_peer_target(profile), **_l1_overrides(profile))
         return config_key(dict(cfg, teacher_config_key=config_key(_teacher_config(profile))))
     if run.kind == "finetune":
         return config_key(_finetune_config(profile))
     raise ValueError(f"kind: {run.kind!r} has no settings of its own here; valid: {', '.join(KINDS[1:])}")
+
+
+def _ready_peer_target(profile: str) -> str:
+    t = peer_target(profile)
+    if t is None:
+        raise ValueError(f"runs: the peers aim at the ratio {peer_source(profile)} measured; train it first "
+                         f"(`{RETRAIN_COMMAND} ONLY={peer_source(profile)}`)")
+    return t
 
 
 def _remedy(run: Run) -> str:
@@ -290,7 +316,7 @@ def _train_scratch(run: Run, profile: str, teacher, left, common: dict, max_epoc
 
 def _train_peer_tp(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
     s = study(profile)
-    r = peer.peer_train(s["arch"], s["target"], profile, 0, teacher=teacher, out=run.run_dir(profile),
+    r = peer.peer_train(s["arch"], _ready_peer_target(profile), profile, 0, teacher=teacher, out=run.run_dir(profile),
                         time_budget_s=left, max_epochs_now=max_epochs_now, **common, **_peer_overrides(profile))
     if not r.summary:
         total = r.config["epochs"] + r.config["finetune_epochs"]
@@ -300,7 +326,8 @@ def _train_peer_tp(run: Run, profile: str, teacher, left, common: dict, max_epoc
 
 def _train_peer_l1(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
     s = study(profile)
-    r = classic.run_classic("l1_global", profile, 0, common["device"], teacher_run=teacher, target=s["target"],
+    r = classic.run_classic("l1_global", profile, 0, common["device"], teacher_run=teacher,
+                            target=_ready_peer_target(profile),
                             data_dir=common["data_dir"], download=common["download"], time_budget_s=left,
                             out=run.run_dir(profile), **_l1_overrides(profile))
     if not r.summary:
@@ -362,6 +389,7 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
 TRAIN = {"method": _train_method, "control_distill": _train_method, "control_scratch": _train_scratch,
          "peer_tp": _train_peer_tp, "peer_l1": _train_peer_l1, "finetune": _train_finetune}
 NEEDS_TEACHER = ("method", "control_distill", "peer_tp", "peer_l1")
+PEERS = ("peer_tp", "peer_l1")  # they also wait for peer_source's measured ratio (peer_target)
 COMPILED = ("method", "control_distill", "control_scratch")  # the kinds whose trainers take `compile`
 
 
@@ -409,6 +437,10 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             if teacher is None:
                 rows.append(dict(run=name, status=f"waiting for the teacher ({T.RETRAIN_COMMAND})", folder=str(d)))
                 continue
+        if run.kind in PEERS and peer_target(profile) is None:
+            rows.append(dict(run=name, status=f"waiting for {peer_source(profile)} (the ratio it lands at)",
+                             folder=str(d)))
+            continue
         _carry_in(run, profile)
         kw = dict(common, compile=compile) if run.kind in COMPILED else common
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
