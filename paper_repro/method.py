@@ -9,6 +9,7 @@ from its alive channels. At the end dead channels are cut out; no fine-tuning un
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -558,7 +559,7 @@ def _finish(method: Method, run: RunFolder, data: RunBatches, dev, teacher_recor
         max_abs_logit_diff=max(p["max_abs_logit_diff"] for p in per),
         max_abs_logit_diff_vs_trained=max(p["max_abs_logit_diff_vs_trained"] for p in per),
         lambda_max_effective=method.lam_max, train_seconds=seconds, per_student=met,
-        files={k: str(v) for k, v in paths.items()},
+        files={k: os.path.relpath(v, rdir) for k, v in paths.items()},  # relative: the run folder moves (commits)
     )
     run.write_summary(summary)
     return summary, pruned_models

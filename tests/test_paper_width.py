@@ -12,6 +12,7 @@ from paper_repro.allocation import pruned_ratio
 from paper_repro.counting import CostModel
 from paper_repro.export import load_pruned
 from paper_repro.models import build_model
+from paper_repro.provenance import cpu_model
 from paper_repro.reproduction import paper_width as P
 from paper_repro.storage import CheckpointError, load_checkpoint
 
@@ -84,10 +85,30 @@ def test_interrupted_run_resumes_from_the_committed_state_alone(store):
         f.unlink()  # a new machine: only the repository's state
     assert P.train_runs(["method-s0"], "smoke", **KW)[0]["status"] == "finished"
     split = json.loads((run.folder("smoke") / "summary.json").read_text())
+    chunks = json.loads((run.folder("smoke") / P.CHUNKS).read_text())  # which epochs trained where, per call
+    assert [c["epochs"] for c in chunks] == [[1, 1], [2, 2]] and all(c["device"].startswith("cpu:") for c in chunks)
+    assert P.processors({"chunks": chunks}) == cpu_model()
+    assert P.processors({"chunks": chunks[1:]}) == f"{cpu_model()} (epochs 1-1 unrecorded)"
     P.train_runs(["method-s0"], "smoke", retrain=True, **KW)  # the same run, uninterrupted
+    assert [c["epochs"] for c in json.loads((run.folder("smoke") / P.CHUNKS).read_text())] == [[1, 2]]
     whole = json.loads((run.folder("smoke") / "summary.json").read_text())
     for k in ("pruned_acc", "flops_pruned", "params_pruned", "pruned_acc_all"):
         assert split[k] == whole[k], k
+
+
+def test_publish_only_copies_a_lanes_state_and_logs_it_once(store):
+    """`--publish-only` beside a lane: the lane's state from runs/ to the store, and its epochs in chunks.json
+    (this machine's processor; no device stamp, it did not train them), once: nothing new, nothing logged."""
+    import shutil
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    run = P.runs("smoke")["method-s0"]
+    shutil.rmtree(run.folder("smoke"))  # as if the lane had not published yet
+    assert P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)[0]["status"] == "epoch 1 of 2"
+    assert (run.folder("smoke") / P.RESUME / "state.pt").exists()
+    P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)
+    chunks = json.loads((run.folder("smoke") / P.CHUNKS).read_text())
+    assert [(c["epochs"], c["device"], c["processor"]) for c in chunks] == [([1, 1], None, cpu_model())]
 
 
 def test_record_of_other_settings_or_data_is_one_line_naming_the_retrain_command(store):

@@ -25,7 +25,8 @@ Each run lives in paper_width/<profile>/<run>/. While it trains: resume/<file>, 
 its last finished epoch (copied from runs/ after every call, so that the next call on any machine resumes from the
 repository alone; one of other settings is refused). Once finished: its records (config.json, summary.json,
 metrics.csv where the run writes one, provenance.json) and its network (pruned_state.pt: `export.load_pruned`
-rebuilds it without our training code); resume/ is removed. `load_records` checks each finished record against
+rebuilds it without our training code); resume/ is removed. chunks.json, kept throughout, says which epochs trained
+on which processor (`log_chunk`). `load_records` checks each finished record against
 today's settings (its cache key) and data (its fingerprint): a mismatch is one error line naming the command that
 retrains.
 """
@@ -60,6 +61,7 @@ from ..train import run_dir_for, train_baseline, train_teachers
 STORE = ROOT / "paper_width"
 RETRAIN_COMMAND = "make paper-width"
 RESUME = "resume"  # the folder of a run's carried state files
+CHUNKS = "chunks.json"  # a run's record of which epochs trained where (`log_chunk`); kept once it has finished
 KINDS = ("teacher", "method", "control_distill", "control_scratch", "peer_tp", "peer_l1", "finetune")
 # The state files each kind's training writes in its run folder (what travels while it is unfinished).
 STATE_FILES = {"method": ("state.pt",), "control_distill": ("state.pt",), "control_scratch": ("checkpoint.pt",),
@@ -443,7 +445,10 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             continue
         _carry_in(run, profile)
         kw = dict(common, compile=compile) if run.kind in COMPILED else common
+        first = _epochs_done(run, profile)
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
+        last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
+        log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained")
         rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
 
@@ -455,7 +460,9 @@ def _publish_state(run: Run, profile: str) -> str:
     if run.kind == "teacher":
         s = study(profile)
         return T.publish(s["arch"], profile, 0, run_dir_for(_teacher_config(profile)) / "checkpoint.pt")
+    first = _committed_epochs(run, profile) or 0
     _carry_out(run, profile)
+    log_chunk(run, profile, first, _committed_epochs(run, profile) or 0, None, "published by --publish-only")
     return run_state(run, profile)
 
 
@@ -470,11 +477,42 @@ def run_state(run: Run, profile: str) -> str:
             return "not started"
         ck = load_checkpoint(d / T.RESUME)
         return f"epoch {ck['epoch']} of {ck['config']['epochs']}"
-    files = [d / RESUME / n for n in STATE_FILES[run.kind] if (d / RESUME / n).exists()]
-    if not files:
+    done = _committed_epochs(run, profile)
+    if done is None:
         return "not started"
-    done = sum(load_checkpoint(f).get("epoch", 0) for f in files)
     return f"epoch {done} of {total_epochs(run, profile)}"
+
+
+def _committed_epochs(run: Run, profile: str) -> int | None:
+    """The epochs in the committed state (resume/), or None where there is none."""
+    files = [run.folder(profile) / RESUME / n for n in STATE_FILES[run.kind]]
+    files = [f for f in files if f.exists()]
+    return sum(load_checkpoint(f).get("epoch", 0) for f in files) if files else None
+
+
+def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None, how: str) -> None:
+    """Append to the run's chunks.json that epochs first+1..last trained on this machine (`device`: its stamp, None
+    where the caller did not train them, e.g. `--publish-only` beside the lane that did): a run trained across
+    sessions spans processors, and the noise its numbers carry depends on which (the verdicts name them). Epochs
+    before the first entry were trained before the log existed: `processors` says so."""
+    if last <= first:
+        return
+    f = run.folder(profile) / CHUNKS
+    log = json.loads(f.read_text()) if f.exists() else []
+    log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how, commit=git_commit(),
+                    when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    write_json(f, log)
+
+
+def processors(record: dict) -> str | None:
+    """The processors a run's epochs trained on, from its chunks.json (e.g. 'AMD EPYC (epochs 1-7 unrecorded)');
+    a run without one: its summary's device (the last processor of a run that spanned several)."""
+    chunks = record.get("chunks") or []
+    if not chunks:
+        return (record.get("summary") or {}).get("device")
+    names = " and ".join(sorted({c["processor"] for c in chunks}))
+    first = min(c["epochs"][0] for c in chunks)
+    return names if first == 1 else f"{names} (epochs 1-{first - 1} unrecorded)"
 
 
 def total_epochs(run: Run, profile: str) -> int:
@@ -502,6 +540,7 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
             continue
         d = run.folder(profile)
         row = dict(run=run.name, kind=run.kind, seed=run.seed, state=run_state(run, profile), folder=str(d))
+        row["chunks"] = json.loads((d / CHUNKS).read_text()) if (d / CHUNKS).exists() else []
         if row["state"] == "finished":
             cfg = json.loads((d / "config.json").read_text())
             want = expected_key(run, profile)

@@ -10,6 +10,7 @@ import pandas as pd
 from ..paper import PAPER_RUNS, SUBJECT
 from ..provenance import ROOT
 from ..train import run_dir_for
+from .paper_width import processors
 
 REFERENCES = ROOT / "references" / "reference_numbers.csv"
 
@@ -201,7 +202,9 @@ PAPER_WIDTH_WORDS = {
 def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.DataFrame:
     """One row per paper-width run (`paper_width.load_records`): what it is, its state, and for a finished one its
     accuracy on every test image, Δ against the paper-width teacher (`teacher_acc`; None while it trains), the
-    pruned ratios and what it cost. Unfinished runs keep their row, with their state and nothing measured."""
+    pruned ratios and what it cost; `device` is the summary's (where it finished), `processors` every processor its
+    epochs trained on (`paper_width.processors`). Unfinished runs keep their row, with their state and nothing
+    measured."""
     rows = []
     for r in records:
         s = r.get("summary") or {}
@@ -216,5 +219,6 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
                          test_images=s.get("test_images"),
                          params_pruned=s.get("params_pruned"), flops_pruned=s.get("flops_pruned"),
                          target_met=s.get("target_met"), train_hours=None if not s else round(
-                             s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device")))
+                             s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device"),
+                         processors=processors(r) if s else None))
     return pd.DataFrame(rows)
