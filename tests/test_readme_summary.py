@@ -69,3 +69,28 @@ def test_levels_are_unsigned_and_differences_signed():
     assert R.shown_value(NS(value=84.99, noise=0, measured="test accuracy, % (all images)")) == "84.99"
     assert R.shown_value(NS(value=1.8, noise=0.45, measured="acc(a) − acc(b), points")) == "+1.80 ± 0.90"
     assert R.shown_value(NS(value=float("nan"), noise=0, measured="x")) == "—"
+
+
+def test_paper_width_rows_come_first_and_apart_from_the_reduced_budget(results):
+    """The runs that can speak to the paper (ids `<arch>_w1...`) get their own paragraph and table, ahead of the
+    reduced budget's; they are neither counted among its claims and checks nor among the other questions."""
+    v = pd.read_csv(results / "verdicts.csv")
+    wide = [_verdict("resnet56_w1_accuracy_kept", "02_method", -0.51, 0.31, "inconclusive (within noise)"),
+            _verdict("resnet56_w1_flops_pruned", "02_method", 59.90, 0.0, "contradicted"),
+            _verdict("teacher_converged_resnet56_w1", "02_method", 89.58, 0.0, "contradicted"),
+            dict(_verdict("resnet56_w1_beats_uniform_scratch", "02_method", 1.2, 0.4, "supported"),
+                 source="issue 23: a control no peer reports")]
+    pd.concat([v, pd.DataFrame(wide)]).to_csv(results / "verdicts.csv", index=False)
+    pd.DataFrame([dict(network="resnet56", source="ours (cpu profile, paper's width)", block="ours, paper's width",
+                       width=1.0, epochs=15, train_images=50000),
+                  dict(network="resnet56", source="ours (cpu profile)", block="ours, reduced budget", width=0.5,
+                       epochs=3, train_images=10000)]).to_csv(results / "main_table.csv", index=False)
+    text = R.readme_summary(results)
+    wide_part, reduced = text.split("**At the reduced budget** (")
+    assert "**At the paper's width** (networks at width 1 (resnet56); students trained 15 epochs on 50,000" in wide_part
+    assert "comes out 1 inconclusive (within noise); 0 of the 2 checks of its runs are met" in wide_part
+    assert "| claim resnet56_w1_beats_uniform_scratch |" in wide_part and "| claim a |" not in wide_part
+    assert reduced.startswith("networks at width 0.5 (resnet56); students trained 3 epochs on 10,000")
+    assert "the paper's 1 headline accuracy claims come out 1 contradicted; 1 of the 1 checks" in reduced
+    assert "The 3 other questions" in reduced and "claim resnet56_w1_flops_pruned" in reduced.split("Checks of")[1]
+    assert R.is_paper_width("resnet56_w1_accuracy_kept") and not R.is_paper_width("resnet56_w10_x")

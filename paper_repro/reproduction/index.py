@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +74,12 @@ def is_check(claim_id: str) -> bool:
     return claim_id.startswith("teacher_converged_") or claim_id.endswith(("_params_pruned", "_flops_pruned"))
 
 
+def is_paper_width(claim_id: str) -> bool:
+    """A row of the paper-width study (claims.paper_width_verdicts: ids carry `<arch>_w1`): the runs at the paper's
+    width, said apart from the profile's reduced budget on the front page."""
+    return re.search(r"_w1(_|$)", claim_id) is not None
+
+
 def shown_value(r) -> str:
     """'-4.98 ± 0.22' (value ± K_SIGMA·noise; signed when it is a difference, in points), '—' when nothing was
     measured."""
@@ -82,16 +89,18 @@ def shown_value(r) -> str:
     return value + (f" ± {K_SIGMA * r.noise:.2f}" if r.noise else "")
 
 
-def _budget_words(res_dir: Path) -> str:
+def _budget_words(res_dir: Path, paper_width: bool = False) -> str:
     """'networks at width 0.25 (vgg_small), 0.5 (resnet56), ...; students 3 epochs on 10,000 training images',
-    read from the main table's rows of ours."""
+    read from the main table's rows of ours at the reduced budget (`paper_width`: its rows at the paper's width)."""
     path = res_dir / "main_table.csv"
     if not path.exists():
         return ""
     ours = pd.read_csv(path)
     ours = ours[ours["source"].astype(str).str.startswith("ours")]
     if "block" in ours:  # the profile's own budget; the rows at the paper's width are said apart
-        ours = ours[ours["block"] == BLOCKS[2]]
+        ours = ours[ours["block"] == BLOCKS[1 if paper_width else 2]]
+    elif paper_width:
+        return ""
     if ours.empty or "width" not in ours:
         return ""
     widths = ", ".join(f"{r.width:g} ({r.network})" for r in ours.itertuples())
@@ -126,22 +135,41 @@ def readme_summary(res_dir: Path) -> str:
     commits = ", ".join(sorted(set(v["commit"].astype(str))))
     checks = v[v["claim_id"].astype(str).map(is_check)]
     claims = ~v["claim_id"].astype(str).map(is_check)
-    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & claims & v["source"].astype(str).str.startswith("paper")]
-    rest = v[claims & ~v.index.isin(head.index)]
+    wide = v["claim_id"].astype(str).map(is_paper_width)
+    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & claims & ~wide & v["source"].astype(str).str.startswith("paper")]
+    rest = v[claims & ~wide & ~v.index.isin(head.index)]
+    wide_claims = v[claims & wide]
 
     def counted(rows) -> str:
         return ", ".join(f"{n} {verdict}" for verdict, n in rows["verdict"].value_counts().items()) or "none"
 
     budget = _budget_words(res_dir)
-    met = int((checks["verdict"] == "supported").sum())  # judged like a claim: the whole interval on the goal's side
+    wide_checks = checks[checks["claim_id"].astype(str).map(is_paper_width)]
+    reduced_checks = checks[~checks.index.isin(wide_checks.index)]
+
+    def met(rows) -> int:  # a check is judged like a claim: the whole interval on the goal's side
+        return int((rows["verdict"] == "supported").sum())
+
     lines = [f"**Start here:** [the executed index]({START_HERE.format(profile=profile)}): the notebooks in reading "
              "order, each ending with its verdicts in words.", "",
-             f"**What the reproduction found** ({profile} profile, {data}; commit {commits}). "
-             + (f"At this profile ({budget}), " if budget else "At this profile, ")
-             + f"the paper's {len(head)} headline accuracy claims come out {counted(head)}; "
-             f"{met} of the {len(checks)} checks of the runs themselves (teachers at their goal, runs at their "
-             "pruning target) are met. A verdict here says what the method does at this budget, not at the paper's.",
-             "", "| the paper's claim | measured | verdict |", "|---|---|---|"]
+             f"**What the reproduction found** ({profile} profile, {data}; commit {commits}). "]
+    if len(wide_claims):  # the runs that can speak to the paper come first, with their controls, peers, fine-tuning
+        words = _budget_words(res_dir, paper_width=True) or "the committed paper-width runs"
+        paper_claims = wide_claims[wide_claims["source"].astype(str).str.startswith("paper")]
+        lines[-1] += (f"**At the paper's width** ({words}; `make paper-width`), the paper's accuracy claim comes out "
+                      f"{counted(paper_claims)}; {met(wide_checks)} of the {len(wide_checks)} checks of its runs are "
+                      "met. With its controls, peers and fine-tuning test:")
+        lines += ["", "| question | measured | verdict |", "|---|---|---|"]
+        lines += [f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |"
+                  for r in wide_claims.itertuples(index=False)]
+        lines += ["", f"**At the reduced budget** ({budget or profile + ' profile'}), "]
+    else:
+        lines[-1] += f"At this profile ({budget}), " if budget else "At this profile, "
+    lines[-1] += (f"the paper's {len(head)} headline accuracy claims come out {counted(head)}; "
+                  f"{met(reduced_checks)} of the {len(reduced_checks)} checks of the runs themselves (teachers at "
+                  "their goal, runs at their pruning target) are met. A verdict here says what the method does at "
+                  "this budget, not at the paper's.")
+    lines += ["", "| the paper's claim | measured | verdict |", "|---|---|---|"]
     for r in head.itertuples(index=False):
         lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |")
     lines += ["", "Checks of the runs themselves (not claims of the paper):", "", "| check | measured | result |",
