@@ -89,6 +89,8 @@ def test_interrupted_run_resumes_from_the_committed_state_alone(store):
     assert [c["epochs"] for c in chunks] == [[1, 1], [2, 2]] and all(c["device"].startswith("cpu:") for c in chunks)
     assert P.processors({"chunks": chunks}) == cpu_model()
     assert P.processors({"chunks": chunks[1:]}) == f"{cpu_model()} (epochs 1-1 unrecorded)"
+    gpu = [chunks[0], dict(chunks[1], device="cuda:NVIDIA H100 80GB HBM3")]
+    assert P.processors({"chunks": gpu}) == " and ".join(sorted([cpu_model(), "cuda:NVIDIA H100 80GB HBM3"]))
     P.train_runs(["method-s0"], "smoke", retrain=True, **KW)  # the same run, uninterrupted
     assert [c["epochs"] for c in json.loads((run.folder("smoke") / P.CHUNKS).read_text())] == [[1, 2]]
     whole = json.loads((run.folder("smoke") / "summary.json").read_text())

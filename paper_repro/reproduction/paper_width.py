@@ -505,12 +505,13 @@ def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None,
 
 
 def processors(record: dict) -> str | None:
-    """The processors a run's epochs trained on, from its chunks.json (e.g. 'AMD EPYC (epochs 1-7 unrecorded)');
-    a run without one: its summary's device (the last processor of a run that spanned several)."""
+    """The processors (or GPUs) a run's epochs trained on, from its chunks.json (e.g. 'AMD EPYC (epochs 1-7
+    unrecorded)'); a run without one: its summary's device (the last processor of a run that spanned several)."""
     chunks = record.get("chunks") or []
     if not chunks:
         return (record.get("summary") or {}).get("device")
-    names = " and ".join(sorted({c["processor"] for c in chunks}))
+    names = " and ".join(sorted({c["device"] if str(c.get("device")).startswith("cuda") else c["processor"]
+                                 for c in chunks}))  # a GPU's epochs: the GPU, not its host's processor
     first = min(c["epochs"][0] for c in chunks)
     return names if first == 1 else f"{names} (epochs 1-{first - 1} unrecorded)"
 
