@@ -168,7 +168,7 @@ def _peer_overrides(profile: str) -> dict:
 def peer_target(profile: str) -> str | None:
     """The peers' target: the pruned ratio that the method's first seed measured (the study's target kind, 4
     decimals), so that they land where ours did; None until that run has finished (the peers wait for it)."""
-    src = runs(profile)[peer_source(profile)]
+    src = runs(profile)[first_method(profile)]
     f = src.folder(profile) / "summary.json"
     if not f.exists():
         return None
@@ -176,8 +176,8 @@ def peer_target(profile: str) -> str | None:
     return f"{kind}={json.loads(f.read_text())[f'{kind}_pruned']:.4f}"
 
 
-def peer_source(profile: str) -> str:
-    """The run whose measured ratio the peers aim at: the method's first seed."""
+def first_method(profile: str) -> str:
+    """The method's first seed: the main table's row, the fine-tuning test's source, the ratio the peers aim at."""
     return f"method-s{study(profile)['seeds'][0]}"
 
 
@@ -192,7 +192,7 @@ def _finetune_config(profile: str) -> dict:
     (lr 0.01, x0.1 at 50% and 75%) for `finetune_epochs` on the students' images."""
     s = study(profile)
     st = _students(profile)
-    src = runs(profile)[f"method-s{s['seeds'][0]}"]
+    src = runs(profile)[first_method(profile)]
     return dict({k: classic.CLASSIC[k] for k in ("lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma")},
                 epochs=s["finetune_epochs"], source=src.name, source_key=expected_key(src, profile),
                 baseline=st["baseline"], seed=0, arch=s["arch"], profile=profile)
@@ -221,8 +221,8 @@ def expected_key(run: Run, profile: str) -> str:
 def _ready_peer_target(profile: str) -> str:
     t = peer_target(profile)
     if t is None:
-        raise ValueError(f"runs: the peers aim at the ratio {peer_source(profile)} measured; train it first "
-                         f"(`{RETRAIN_COMMAND} ONLY={peer_source(profile)}`)")
+        raise ValueError(f"runs: the peers aim at the ratio {first_method(profile)} measured; train it first "
+                         f"(`{RETRAIN_COMMAND} ONLY={first_method(profile)}`)")
     return t
 
 
@@ -391,7 +391,7 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
 TRAIN = {"method": _train_method, "control_distill": _train_method, "control_scratch": _train_scratch,
          "peer_tp": _train_peer_tp, "peer_l1": _train_peer_l1, "finetune": _train_finetune}
 NEEDS_TEACHER = ("method", "control_distill", "peer_tp", "peer_l1")
-PEERS = ("peer_tp", "peer_l1")  # they also wait for peer_source's measured ratio (peer_target)
+PEERS = ("peer_tp", "peer_l1")  # they also wait for first_method's measured ratio (peer_target)
 COMPILED = ("method", "control_distill", "control_scratch")  # the kinds whose trainers take `compile`
 
 
@@ -440,7 +440,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
                 rows.append(dict(run=name, status=f"waiting for the teacher ({T.RETRAIN_COMMAND})", folder=str(d)))
                 continue
         if run.kind in PEERS and peer_target(profile) is None:
-            rows.append(dict(run=name, status=f"waiting for {peer_source(profile)} (the ratio it lands at)",
+            rows.append(dict(run=name, status=f"waiting for {first_method(profile)} (the ratio it lands at)",
                              folder=str(d)))
             continue
         _carry_in(run, profile)
@@ -559,7 +559,7 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
 def main_rows(records: list[dict], profile: str) -> list[dict]:
     """The main table's row at the paper's width (`tables.main_table(paper_width=...)`): the method's first seed once
     finished, as the profile's rows report their first seed; none before."""
-    first = f"method-s{study(profile)['seeds'][0]}"
+    first = first_method(profile)
     return [r for r in records if r["run"] == first and r["state"] == "finished"]
 
 
