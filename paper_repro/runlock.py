@@ -50,6 +50,21 @@ def run_lock(folder):
         os.close(fd)  # releases the lock
 
 
+def is_locked(folder) -> bool:
+    """Whether another process holds `folder`'s lock now (a writer is training it); takes no lock, writes nothing."""
+    path = Path(folder) / LOCK_NAME
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while a writer holds LOCK_EX
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 _HOLDER: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("run_locks", default=None)
 
 

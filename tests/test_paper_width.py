@@ -13,6 +13,7 @@ from paper_repro.counting import CostModel
 from paper_repro.export import load_pruned
 from paper_repro.models import build_model
 from paper_repro.provenance import cpu_model
+from paper_repro.runlock import run_lock
 from paper_repro.reproduction import paper_width as P
 from paper_repro.storage import CheckpointError, load_checkpoint
 
@@ -111,6 +112,10 @@ def test_publish_only_copies_a_lanes_state_and_logs_it_once(store):
     P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)
     chunks = json.loads((run.folder("smoke") / P.CHUNKS).read_text())
     assert [(c["epochs"], c["device"], c["processor"]) for c in chunks] == [([1, 1], None, cpu_model())]
+    shutil.rmtree(run.folder("smoke"))  # again, but now a lane holds the run folder: it will log its own epochs
+    with run_lock(run.run_dir("smoke")):
+        assert P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)[0]["status"] == "epoch 1 of 2"
+    assert (run.folder("smoke") / P.RESUME / "state.pt").exists() and not (run.folder("smoke") / P.CHUNKS).exists()
 
 
 def test_record_of_other_settings_or_data_is_one_line_naming_the_retrain_command(store):

@@ -48,6 +48,16 @@ def test_a_second_writer_is_refused_naming_the_folder_and_the_holder(tmp_path):
         pass
 
 
+def test_is_locked_says_whether_a_writer_holds_the_folder_and_takes_nothing(tmp_path):
+    assert not runlock.is_locked(tmp_path / "run")  # no folder yet
+    with runlock.run_lock(tmp_path / "run"):
+        assert runlock.is_locked(tmp_path / "run")
+        assert runlock.is_locked(tmp_path / "run")  # asking twice changes nothing
+    assert not runlock.is_locked(tmp_path / "run")  # a lock file left behind is no lock
+    with runlock.run_lock(tmp_path / "run"):  # and asking took nothing from the next writer
+        pass
+
+
 def test_two_identical_trainings_do_not_both_train(tmp_path):
     rdir = T.run_dir_for(resolve_baseline("resnet20", "smoke", 0))
     with runlock.run_lock(rdir):  # another writer is training this run

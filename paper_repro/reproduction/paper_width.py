@@ -53,7 +53,7 @@ from ..export import PRUNED_STATE, load_pruned, write_pruned_state
 from ..method import prune_train, resolve_method, run_key
 from ..models import build_model
 from ..provenance import ROOT, cpu_model, device_name, git_commit, resolve_device
-from ..runlock import holds_run_locks, lock_run_folder
+from ..runlock import holds_run_locks, is_locked, lock_run_folder
 from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
 from ..studies import classic, peer
 from ..train import run_dir_for, train_baseline, train_teachers
@@ -462,7 +462,8 @@ def _publish_state(run: Run, profile: str) -> str:
         return T.publish(s["arch"], profile, 0, run_dir_for(_teacher_config(profile)) / "checkpoint.pt")
     first = _committed_epochs(run, profile) or 0
     _carry_out(run, profile)
-    log_chunk(run, profile, first, _committed_epochs(run, profile) or 0, None, "published by --publish-only")
+    if not is_locked(run.run_dir(profile)):  # a lane training it now logs its own epochs when its call ends
+        log_chunk(run, profile, first, _committed_epochs(run, profile) or 0, None, "published by --publish-only")
     return run_state(run, profile)
 
 
@@ -492,9 +493,10 @@ def _committed_epochs(run: Run, profile: str) -> int | None:
 
 def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None, how: str) -> None:
     """Append to the run's chunks.json that epochs first+1..last trained on this machine (`device`: its stamp, None
-    where the caller did not train them, e.g. `--publish-only` beside the lane that did): a run trained across
-    sessions spans processors, and the noise its numbers carry depends on which (the verdicts name them). Epochs
-    before the first entry were trained before the log existed: `processors` says so."""
+    where the caller did not train them, e.g. `--publish-only` after a lane that stopped without logging; beside a
+    lane that still trains, it logs nothing and the lane does): a run trained across sessions spans processors,
+    and the noise its numbers carry depends on which (the verdicts name them). Epochs before the first entry were
+    trained before the log existed: `processors` says so."""
     if last <= first:
         return
     f = run.folder(profile) / CHUNKS
