@@ -51,7 +51,8 @@ def run_lock(folder):
 
 
 def is_locked(folder) -> bool:
-    """Whether another process holds `folder`'s lock now (a writer is training it); takes no lock, writes nothing."""
+    """Whether another process holds `folder`'s lock now (a writer is training it). Writes nothing; it holds a
+    shared lock for an instant, so a writer starting in that instant is refused and says so (run it again)."""
     path = Path(folder) / LOCK_NAME
     if not path.exists():
         return False

@@ -89,7 +89,10 @@ def test_interrupted_run_resumes_from_the_committed_state_alone(store):
     chunks = json.loads((run.folder("smoke") / P.CHUNKS).read_text())  # which epochs trained where, per call
     assert [c["epochs"] for c in chunks] == [[1, 1], [2, 2]] and all(c["device"].startswith("cpu:") for c in chunks)
     assert P.processors({"chunks": chunks}) == cpu_model()
-    assert P.processors({"chunks": chunks[1:]}) == f"{cpu_model()} (epochs 1-1 unrecorded)"
+    assert P.processors({"chunks": chunks[1:]}) == f"{cpu_model()} (epochs 1 unrecorded)"
+    gap = [dict(chunks[0], epochs=[1, 2]), dict(chunks[0], epochs=[5, 6])]
+    assert P.processors({"chunks": gap}) == f"{cpu_model()} (epochs 3-4 unrecorded)"
+    assert P.processors({"summary": {"device": "cpu:2threads:AVX512:AMD EPYC"}}) == "AMD EPYC"  # no log: the last
     gpu = [chunks[0], dict(chunks[1], device="cuda:NVIDIA H100 80GB HBM3")]
     assert P.processors({"chunks": gpu}) == " and ".join(sorted([cpu_model(), "cuda:NVIDIA H100 80GB HBM3"]))
     P.train_runs(["method-s0"], "smoke", retrain=True, **KW)  # the same run, uninterrupted
@@ -112,6 +115,8 @@ def test_publish_only_copies_a_lanes_state_and_logs_it_once(store):
     P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)
     chunks = json.loads((run.folder("smoke") / P.CHUNKS).read_text())
     assert [(c["epochs"], c["device"], c["processor"]) for c in chunks] == [([1, 1], None, cpu_model())]
+    P.log_chunk(run, "smoke", 0, 2, "cpu:test", "trained")  # a lane ending after it: only the epochs not yet logged
+    assert [c["epochs"] for c in json.loads((run.folder("smoke") / P.CHUNKS).read_text())] == [[1, 1], [2, 2]]
     shutil.rmtree(run.folder("smoke"))  # again, but now a lane holds the run folder: it will log its own epochs
     with run_lock(run.run_dir("smoke")):
         assert P.train_runs(["method-s0"], "smoke", publish_only=True, **KW)[0]["status"] == "epoch 1 of 2"

@@ -92,5 +92,6 @@ def test_paper_width_rows_come_first_and_apart_from_the_reduced_budget(results):
     assert "| claim resnet56_w1_beats_uniform_scratch |" in wide_part and "| claim a |" not in wide_part
     assert reduced.startswith("networks at width 0.5 (resnet56); students trained 3 epochs on 10,000")
     assert "the paper's 1 headline accuracy claims come out 1 contradicted; 1 of the 1 checks" in reduced
-    assert "The 3 other questions" in reduced and "claim resnet56_w1_flops_pruned" in reduced.split("Checks of")[1]
+    assert "The 3 other questions" in reduced and "resnet56_w1" not in reduced  # its checks are in its own block
+    assert "| claim resnet56_w1_flops_pruned | Δ accuracy, points: +59.90 | missed |" in wide_part.split("Its checks")[1]
     assert R.is_paper_width("resnet56_w1_accuracy_kept") and not R.is_paper_width("resnet56_w10_x")

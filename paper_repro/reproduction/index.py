@@ -162,6 +162,7 @@ def readme_summary(res_dir: Path) -> str:
         lines += ["", "| question | measured | verdict |", "|---|---|---|"]
         lines += [f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |"
                   for r in wide_claims.itertuples(index=False)]
+        lines += ["", "Its checks (not claims of the paper):", ""] + _check_table(wide_checks)
         lines += ["", f"**At the reduced budget** ({budget or profile + ' profile'}), "]
     else:
         lines[-1] += f"At this profile ({budget}), " if budget else "At this profile, "
@@ -172,10 +173,7 @@ def readme_summary(res_dir: Path) -> str:
     lines += ["", "| the paper's claim | measured | verdict |", "|---|---|---|"]
     for r in head.itertuples(index=False):
         lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |")
-    lines += ["", "Checks of the runs themselves (not claims of the paper):", "", "| check | measured | result |",
-              "|---|---|---|"]
-    for r in checks.itertuples(index=False):
-        lines.append(f"| {r.claim} | {r.measured}: {shown_value(r)} | {CHECK_WORDS.get(r.verdict, r.verdict)} |")
+    lines += ["", "Checks of the runs themselves (not claims of the paper):", ""] + _check_table(reduced_checks)
     numbers = ", ".join(sorted({str(n).split("_")[0] for n in rest["notebook"]}))
     lines += ["", _gpu_words(res_dir), "",
               f"The {len(rest)} other questions (notebooks {numbers}: ablations and comparisons): {counted(rest)}; "
@@ -190,6 +188,12 @@ def readme_summary(res_dir: Path) -> str:
         lines += ["", "Time of `make reproduce` on this profile (venv and data in place): "
                   + "; ".join(f"{k} {times[k]}" for k in ("cold", "cached") if k in times) + "."]
     return "\n".join(lines)
+
+
+def _check_table(checks) -> list[str]:
+    return ["| check | measured | result |", "|---|---|---|"] + [
+        f"| {r.claim} | {r.measured}: {shown_value(r)} | {CHECK_WORDS.get(r.verdict, r.verdict)} |"
+        for r in checks.itertuples(index=False)]
 
 
 def replace_block(text: str, block: str) -> str:

@@ -47,7 +47,7 @@ from ..allocation import allocate, parse_target
 from ..config import PAPER_WIDTH_STUDY, check_profile, config_key, paper_width_overrides, resolve_baseline
 from ..counting import CostModel, count
 from ..datasets import load_dataset
-from ..engine import (eval_batches, evaluate, metrics_csv, milestone_epochs, prepare_data, run_folder,
+from ..engine import (epochs_run, eval_batches, evaluate, metrics_csv, milestone_epochs, prepare_data, run_folder,
                       train_batches)
 from ..export import PRUNED_STATE, load_pruned, write_pruned_state
 from ..method import prune_train, resolve_method, run_key
@@ -245,10 +245,10 @@ def _carry_in(run: Run, profile: str) -> None:
 
 
 def _carry_out(run: Run, profile: str) -> None:
+    """Copy the local state to the store where it is further along (never back over epochs brought from elsewhere,
+    e.g. a GPU window's)."""
     for name in STATE_FILES[run.kind]:
-        src = run.run_dir(profile) / name
-        if src.exists():
-            write_bytes(run.folder(profile) / RESUME / name, src.read_bytes())
+        copy_if_further(run.run_dir(profile) / name, run.folder(profile) / RESUME / name)
 
 
 def _publish(run: Run, profile: str, summary: dict, seconds: float, extra: dict | None = None) -> str:
@@ -445,10 +445,11 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             continue
         _carry_in(run, profile)
         kw = dict(common, compile=compile) if run.kind in COMPILED else common
-        first = _epochs_done(run, profile)
+        first, trained = _epochs_done(run, profile), epochs_run()
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
-        last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
-        log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained")
+        if epochs_run() > trained:  # a result read from the cache trained nothing here
+            last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
+            log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained")
         rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
 
@@ -497,25 +498,41 @@ def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None,
     lane that still trains, it logs nothing and the lane does): a run trained across sessions spans processors,
     and the noise its numbers carry depends on which (the verdicts name them). Epochs before the first entry were
     trained before the log existed: `processors` says so."""
-    if last <= first:
-        return
     f = run.folder(profile) / CHUNKS
     log = json.loads(f.read_text()) if f.exists() else []
+    first = max([first] + [c["epochs"][1] for c in log])  # epochs already logged (e.g. by --publish-only) stay theirs
+    if last <= first:
+        return
     log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how, commit=git_commit(),
                     when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
     write_json(f, log)
 
 
 def processors(record: dict) -> str | None:
-    """The processors (or GPUs) a run's epochs trained on, from its chunks.json (e.g. 'AMD EPYC (epochs 1-7
-    unrecorded)'); a run without one: its summary's device (the last processor of a run that spanned several)."""
+    """The processors (or GPUs) a run's epochs trained on, from its chunks.json, with the epochs no entry covers,
+    e.g. 'AMD EPYC (epochs 1-7 unrecorded)'; a run without one: its summary's (the last processor of a run that
+    spanned several)."""
     chunks = record.get("chunks") or []
     if not chunks:
-        return (record.get("summary") or {}).get("device")
+        device = (record.get("summary") or {}).get("device")
+        return None if device is None else _processor_of(device)
     names = " and ".join(sorted({c["device"] if str(c.get("device")).startswith("cuda") else c["processor"]
                                  for c in chunks}))  # a GPU's epochs: the GPU, not its host's processor
-    first = min(c["epochs"][0] for c in chunks)
-    return names if first == 1 else f"{names} (epochs 1-{first - 1} unrecorded)"
+    covered = {e for c in chunks for e in range(c["epochs"][0], c["epochs"][1] + 1)}
+    missing = sorted(set(range(1, max(covered) + 1)) - covered)
+    spans = []
+    for e in missing:  # consecutive epochs as one span
+        if spans and spans[-1][1] == e - 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    gaps = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+    return names if not spans else f"{names} (epochs {gaps} unrecorded)"
+
+
+def _processor_of(device: str) -> str:
+    """'AMD EPYC' from a device stamp 'cpu:2threads:AVX512:AMD EPYC' (provenance.device_name); a GPU's stays whole."""
+    return device.split(":", 3)[3] if device.startswith("cpu:") and device.count(":") >= 3 else device
 
 
 def total_epochs(run: Run, profile: str) -> int:

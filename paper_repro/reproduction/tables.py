@@ -220,5 +220,5 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
                          params_pruned=s.get("params_pruned"), flops_pruned=s.get("flops_pruned"),
                          target_met=s.get("target_met"), train_hours=None if not s else round(
                              s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device"),
-                         processors=processors(r) if s else None))
+                         processors=processors(r)))
     return pd.DataFrame(rows)
