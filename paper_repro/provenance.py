@@ -47,6 +47,11 @@ def device_name(device) -> str:
     return f"cpu:{torch.get_num_threads()}threads:{torch.backends.cpu.get_cpu_capability()}:{cpu_model()}"
 
 
+def processor_of(device: str) -> str:
+    """'AMD EPYC' from a `device_name` stamp 'cpu:2threads:AVX512:AMD EPYC'; a GPU's stamp stays whole."""
+    return device.split(":", 3)[3] if device.startswith("cpu:") and device.count(":") >= 3 else device
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,7 +17,7 @@ teachers` or by the `teacher` run here), with the recipe of config.PAPER_WIDTH_S
 - ``peer-l1``: L1-norm pruning of the teacher (one global threshold over layer-normalised norms) at the ratio,
   then fine-tuning with labels for the students' epochs (studies/classic.py).
   Both peers aim at the ratio ``method-s0`` measured (`peer_target`), not at the study's nominal target: the method
-  may land short of it or past it, and a peer more than one point away could not be compared. They wait for it;
+  may land short of it or past it, and a peer more than one point away could not be compared. They wait for it.
 - ``finetune``: the pruned network of ``method-s0`` fine-tuned with labels (classic.CLASSIC's optimiser,
   `finetune_epochs`): what labels add after the method, measured rather than assumed.
 
@@ -52,7 +52,7 @@ from ..engine import (epochs_run, eval_batches, evaluate, metrics_csv, milestone
 from ..export import PRUNED_STATE, load_pruned, write_pruned_state
 from ..method import prune_train, resolve_method, run_key
 from ..models import build_model
-from ..provenance import ROOT, cpu_model, device_name, git_commit, resolve_device
+from ..provenance import ROOT, cpu_model, device_name, git_commit, processor_of, resolve_device
 from ..runlock import holds_run_locks, is_locked, lock_run_folder
 from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
 from ..studies import classic, peer
@@ -515,7 +515,7 @@ def processors(record: dict) -> str | None:
     chunks = record.get("chunks") or []
     if not chunks:
         device = (record.get("summary") or {}).get("device")
-        return None if device is None else _processor_of(device)
+        return None if device is None else processor_of(device)
     names = " and ".join(sorted({c["device"] if str(c.get("device")).startswith("cuda") else c["processor"]
                                  for c in chunks}))  # a GPU's epochs: the GPU, not its host's processor
     covered = {e for c in chunks for e in range(c["epochs"][0], c["epochs"][1] + 1)}
@@ -528,11 +528,6 @@ def processors(record: dict) -> str | None:
             spans.append([e, e])
     gaps = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
     return names if not spans else f"{names} (epochs {gaps} unrecorded)"
-
-
-def _processor_of(device: str) -> str:
-    """'AMD EPYC' from a device stamp 'cpu:2threads:AVX512:AMD EPYC' (provenance.device_name); a GPU's stays whole."""
-    return device.split(":", 3)[3] if device.startswith("cpu:") and device.count(":") >= 3 else device
 
 
 def total_epochs(run: Run, profile: str) -> int:
