@@ -102,6 +102,27 @@ def test_interrupted_run_resumes_from_the_committed_state_alone(store):
         assert split[k] == whole[k], k
 
 
+def test_a_lane_starts_no_run_its_budget_cannot_hold(store):
+    """A run that stopped for the budget ends the lane (the next run has no epoch of its own to estimate from, so the
+    engine would start one); a run with no epoch yet is estimated from its finished siblings' epochs."""
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    rows = P.train_runs(["method-s0", "control-scratch"], "smoke", budget_s=0.05, **KW)  # < one recorded epoch
+    assert rows[0]["status"] == "epoch 1 of 2"
+    assert rows[1]["status"] == "not reached (budget spent: method-s0 stopped for it)"
+    assert not P.runs("smoke")["control-scratch"].run_dir("smoke").exists()
+    assert P.first_epoch_estimate(P.runs("smoke")["method-s1"], "smoke") is None  # no finished sibling yet
+    assert P.train_runs(["method-s0"], "smoke", **KW)[0]["status"] == "finished"
+    s1 = P.runs("smoke")["method-s1"]
+    m = P.pd.read_csv(P.runs("smoke")["method-s0"].folder("smoke") / "metrics.csv").drop_duplicates("epoch")
+    assert P.first_epoch_estimate(s1, "smoke") == m["epoch_seconds"].median() > 0.05
+    assert P.first_epoch_estimate(P.runs("smoke")["control-distill"], "smoke") is None  # another kind
+    rows = P.train_runs(["method-s1", "control-scratch"], "smoke", budget_s=0.05, **KW)
+    assert rows[0]["status"].startswith("not reached (budget spent: one epoch ≈")
+    assert rows[1]["status"] == "not reached (budget spent: method-s1 stopped for it)"
+    assert P.run_state(s1, "smoke") == "not started" and not (s1.run_dir("smoke") / "state.pt").exists()
+
+
 def test_publish_only_copies_a_lanes_state_and_logs_it_once(store):
     """`--publish-only` beside a lane: the lane's state from runs/ to the store, and its epochs in chunks.json
     (this machine's processor; no device stamp, it did not train them), once: nothing new, nothing logged."""
@@ -158,6 +179,7 @@ def test_compile_reaches_the_method_and_the_labelled_control_only(store, monkeyp
     fine-tuning test's trainers take no such setting and get none."""
     T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
     monkeypatch.setattr(P, "peer_target", lambda profile: "flops=0.5")  # as if method-s0 had landed there
+    monkeypatch.setattr(P, "_waits_for_a_run", lambda run, profile: None)  # and the fine-tuning test could start
     seen = {}
     for kind in P.TRAIN:
         monkeypatch.setitem(P.TRAIN, kind, lambda run, profile, teacher, left, common, m=None, k=kind:

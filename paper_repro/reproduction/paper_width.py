@@ -350,10 +350,8 @@ def _epochs_done(run: Run, profile: str) -> int:
 def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
     """The fine-tuning test: method-s0's committed pruned network, fine-tuned with labels; its accuracy before and
     after on every test image."""
-    src = runs(profile)[_finetune_config(profile)["source"]]
-    if not _finished(src, profile):
-        return f"waiting for {src.name}"
     cfg = _finetune_config(profile)
+    src = runs(profile)[cfg["source"]]  # finished: train_runs waits for it
     key = config_key(cfg)
     b = cfg["baseline"]
     dev = resolve_device(common["device"])
@@ -412,7 +410,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         raise ValueError(f"runs: unknown run {bad[0]!r}; valid: {', '.join(known)}")
     t0, rows = time.perf_counter(), []
     common = dict(device=device, data_dir=data_dir, download=download, progress=progress)
-    teacher = None
+    teacher, stopped = None, None  # stopped: the run that stopped for the budget; no run starts after it
     for name in names:
         run = known[name]
         d = run.folder(profile)
@@ -427,8 +425,9 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             rows.append(dict(run=name, status="finished (committed)", folder=str(d)))
             continue
         left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
-            rows.append(dict(run=name, status="not reached (budget spent)", folder=str(d)))
+        if left is not None and (left <= 0 or stopped):
+            why = f"{stopped} stopped for it" if stopped else "no time left"
+            rows.append(dict(run=name, status=f"not reached (budget spent: {why})", folder=str(d)))
             continue
         if run.kind == "teacher":  # `make teachers`'s job, for this one teacher; never retrained from here
             t = train_teachers([study(profile)["arch"]], profile, 0, left, False, paper_width=True, **common)[0]
@@ -439,19 +438,52 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             if teacher is None:
                 rows.append(dict(run=name, status=f"waiting for the teacher ({T.RETRAIN_COMMAND})", folder=str(d)))
                 continue
-        if run.kind in PEERS and peer_target(profile) is None:
-            rows.append(dict(run=name, status=f"waiting for {first_method(profile)} (the ratio it lands at)",
-                             folder=str(d)))
+        if waits := _waits_for_a_run(run, profile):
+            rows.append(dict(run=name, status=waits, folder=str(d)))
             continue
         _carry_in(run, profile)
-        kw = dict(common, compile=compile) if run.kind in COMPILED else common
         first, trained = _epochs_done(run, profile), epochs_run()
+        guess = first_epoch_estimate(run, profile) if first == 0 else None
+        if left is not None and guess is not None and guess > left:  # the engine has no estimate before epoch 1
+            rows.append(dict(run=name, status=f"not reached (budget spent: one epoch ≈ {guess / 60:.0f} min as "
+                                               f"in its finished siblings, {max(left, 0) / 60:.0f} min left)",
+                             folder=str(d)))
+            stopped = name
+            continue
+        kw = dict(common, compile=compile) if run.kind in COMPILED else common
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
         if epochs_run() > trained:  # a result read from the cache trained nothing here
             last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
             log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained")
+        if left is not None and max_epochs_now is None and not _finished(run, profile):
+            stopped = name  # it stopped because its next epoch would overrun the budget
         rows.append(dict(run=name, status=status, folder=str(d)))
     return rows
+
+
+def _waits_for_a_run(run: Run, profile: str) -> str | None:
+    """The status of a run that needs another run finished first (the peers: the ratio method-s0 lands at; the
+    fine-tuning test: method-s0's pruned network), else None."""
+    if run.kind in PEERS and peer_target(profile) is None:
+        return f"waiting for {first_method(profile)} (the ratio it lands at)"
+    if run.kind == "finetune" and not _finished(src := runs(profile)[_finetune_config(profile)["source"]], profile):
+        return f"waiting for {src.name}"
+    return None
+
+
+def first_epoch_estimate(run: Run, profile: str) -> float | None:
+    """Seconds of one epoch of a run that has none recorded: the median `epoch_seconds` of its finished siblings
+    (the same kind in the same profile, e.g. method-s0 for method-s2), else None. The engine's budget check
+    (`engine.out_of_time`) estimates from the run's own epochs, so without this a lane would start a run's first
+    epoch (17-25 min for a method run on one CPU thread) with minutes of budget left."""
+    seconds = []
+    for other in runs(profile).values():
+        f = other.folder(profile) / "metrics.csv"
+        if other.kind == run.kind and other.name != run.name and _finished(other, profile) and f.exists():
+            m = pd.read_csv(f)
+            if "epoch_seconds" in m:
+                seconds += m.drop_duplicates("epoch")["epoch_seconds"].dropna().tolist()
+    return float(pd.Series(seconds).median()) if seconds else None
 
 
 def _publish_state(run: Run, profile: str) -> str:
