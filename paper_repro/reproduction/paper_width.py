@@ -432,6 +432,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         if run.kind == "teacher":  # `make teachers`'s job, for this one teacher; never retrained from here
             t = train_teachers([study(profile)["arch"]], profile, 0, left, False, paper_width=True, **common)[0]
             rows.append(dict(run=name, status=t["status"], folder=t["folder"]))
+            stopped = stopped if left is None or _finished(run, profile) else name
             continue
         if run.kind in NEEDS_TEACHER:
             teacher = teacher or _teacher_run(profile, common)
