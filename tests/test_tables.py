@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import paper_repro.reproduction.headlines as H
 from paper_repro.reproduction.index import _budget_words
-from paper_repro.reproduction.tables import BLOCKS, accuracy_vs_flops, main_table
+from paper_repro.reproduction.tables import BLOCKS, accuracy_vs_flops, main_table, paper_width_table
 
 
 def summary(acc, width_note, **kw):
@@ -52,3 +52,14 @@ def test_a_main_table_written_before_blocks_still_reads(tmp_path):
     old.to_csv(tmp_path / "main_table.csv", index=False)
     assert ("FLOPs pruned, %", "resnet56") in H.snapshot(tmp_path)["values"]
     assert "0.5 (resnet56)" in _budget_words(tmp_path)
+
+
+def test_the_paper_width_table_names_each_finished_runs_training_images():
+    """A method run's summary names no training images: its settings do (the students' budget, issue 23)."""
+    scratch = dict(run="control-scratch", kind="control_scratch", seed=0, state="finished",
+                   summary=dict(pruned_acc=0.88, train_images="all", epochs=75), config=dict(train_subset=None))
+    waiting = dict(run="peer-l1", kind="peer_l1", seed=0, state="not started")
+    at_50k = dict(AT_WIDTH, seed=0, config=config(1.0, 50_000))
+    t = paper_width_table([at_50k, scratch, waiting], 0.90)
+    assert list(t["train_images"]) == ["50000", "all", None]
+    assert list(t["delta_acc"].fillna(0)) == [-1.0, -2.0, 0]

@@ -214,7 +214,7 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
         ft = s.get("finetune_epochs") or (epochs if r["kind"] in ("peer_l1", "finetune") else 0)
         rows.append(dict(run=r["run"], what=PAPER_WIDTH_WORDS[r["kind"]], state=r["state"], seed=r["seed"],
                          labels="none" if r["kind"] in ("method", "control_distill") else "labels",
-                         epochs=epochs, finetune_epochs=ft if s else None, train_images=s.get("train_images"),
+                         epochs=epochs, finetune_epochs=ft if s else None, train_images=_train_images(r),
                          target=s.get("target"), teacher_acc=teacher_acc, acc=acc, delta_acc=delta,
                          test_images=s.get("test_images"),
                          params_pruned=s.get("params_pruned"), flops_pruned=s.get("flops_pruned"),
@@ -222,3 +222,12 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
                              s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device"),
                          processors=processors(r)))
     return pd.DataFrame(rows)
+
+
+def _train_images(record: dict) -> str | None:
+    """The training images of a finished paper-width run: its summary's, else its settings' (a method run's summary
+    names none; its config's baseline does), as the main table writes them ("all" or a count)."""
+    s, cfg = record.get("summary") or {}, record.get("config") or {}
+    if "train_images" in s:
+        return str(s["train_images"])
+    return str(cfg.get("baseline", cfg).get("train_subset") or "all") if s and cfg else None
