@@ -40,6 +40,12 @@ def test_main_verdicts_judge_ratio_exactly_and_accuracy_within_noise():
     assert got["mobilenetv2_accuracy_kept"].verdict == V.INCONCLUSIVE
     assert got["resnet56_accuracy_kept"].noise_source == "seeds 0, 1, 2"
     assert got["vgg_small_params_pruned"].noise_source == "exact"
+    # the paper's other ratio, a measured value: vgg_small 70% of FLOPs (ours 70.0), resnet56 53.61% of params (50.0)
+    assert got["vgg_small_other_ratio_as_paper"].verdict == V.SUPPORTED
+    assert got["resnet56_other_ratio_as_paper"].value == pytest.approx(3.61)
+    assert got["resnet56_other_ratio_as_paper"].verdict == V.CONTRADICTED
+    assert "mobilenetv2_other_ratio_as_paper" not in got  # the paper reports only its speed-up
+    assert C.paper_other_ratio("resnet56") == ("params", 53.61) and C.paper_other_ratio("mobilenetv2") is None
 
 
 def _arms(accs: dict, met=True):
@@ -125,3 +131,36 @@ def test_ablation_figure_draws_the_noise_bars():
     (segments,) = bars.lines[2]
     widths = sorted(abs(seg[1][0] - seg[0][0]) for seg in segments.get_segments())
     assert widths == pytest.approx([2 * noise.spread] * 2)
+
+
+def test_paper_width_verdicts_compare_only_finished_runs_at_the_same_ratio():
+    """Notebook 02's paper-width block: the run's target and the teacher's goal are checks; the paper's other ratio
+    is a measured value; a control or peer is judged with √2σ, "not comparable" more than 1 point of FLOPs away, and
+    "not testable" (with how far it is) while it trains."""
+    from paper_repro.reproduction.tables import paper_width_table
+
+    def rec(run, kind, seed=0, **s):
+        return dict(run=run, kind=kind, seed=seed, state="finished" if s else "epoch 3 of 15",
+                    summary=s or None, config=dict(baseline=dict(train_subset=50_000)) if s else None)
+    table = paper_width_table([
+        rec("method-s0", "method", pruned_acc=0.8907, params_pruned=0.5268, flops_pruned=0.5990, epochs=15),
+        rec("control-distill", "control_distill"),
+        rec("control-scratch", "control_scratch", pruned_acc=0.8707, params_pruned=0.55, flops_pruned=0.6005),
+        rec("peer-tp", "peer_tp", pruned_acc=0.9107, params_pruned=0.70, flops_pruned=0.6200),
+        rec("peer-l1", "peer_l1", pruned_acc=0.8850, params_pruned=0.50, flops_pruned=0.5950),
+        rec("finetune", "finetune", pruned_acc=0.8900, params_pruned=0.5268, flops_pruned=0.5990)], 0.8958)
+    noise = N.Noise(0.2, "seeds 0, 1")
+    got = {v.claim_id: v for v in C.paper_width_verdicts(table, noise, 0.8958, 0.925, "resnet56", "flops=0.6", "02")}
+    assert got["teacher_converged_resnet56_w1"].verdict == V.CONTRADICTED  # 89.58 < 92.5
+    assert got["resnet56_w1_flops_pruned"].verdict == V.CONTRADICTED  # 59.90 < 60: exact, σ = 0
+    assert got["resnet56_w1_other_ratio_as_paper"].value == pytest.approx(0.93)  # |52.68 − 53.61|
+    assert got["resnet56_w1_other_ratio_as_paper"].verdict == V.SUPPORTED
+    assert got["resnet56_w1_accuracy_kept"].verdict == V.SUPPORTED  # −0.51 ± 0.4 above −1
+    scratch = got["resnet56_w1_beats_uniform_scratch"]
+    assert scratch.value == pytest.approx(2.0) and scratch.noise == pytest.approx(math.sqrt(2) * 0.2)
+    assert scratch.verdict == V.SUPPORTED
+    assert got["resnet56_w1_beats_uniform_distilled"].verdict == V.NOT_TESTABLE
+    assert "control-distill epoch 3 of 15" in got["resnet56_w1_beats_uniform_distilled"].measured
+    assert got["resnet56_w1_matches_peer_tp"].verdict == V.NOT_COMPARABLE  # 62.00% vs 59.90%
+    assert got["resnet56_w1_matches_peer_l1"].verdict == V.SUPPORTED  # +0.57 ≥ −1
+    assert got["resnet56_w1_finetune_adds"].verdict == V.INCONCLUSIVE  # −0.07 inside ±0.4

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from .noise import Noise
+from .tables import reference_rows
 from .verdicts import RATIO_TOLERANCE_PTS, Verdict, difference_noise, verdict
 
 LOSSLESS_PTS = 1.0  # [chosen] "almost no loss" read as: at most one accuracy point lost
@@ -30,6 +31,38 @@ PAPER_CLAIMS = {
     "mobilenetv2": ("flops", 0.667, " (the paper's 3× read as a FLOPs ratio)", "no accuracy drop"),
 }
 PAPER_SPEEDUP = {"mobilenetv2": 3.0}  # "3× faster" [paper], tested as measured time in notebook 08
+
+
+def paper_other_ratio(arch: str) -> tuple[str, float] | None:
+    """The pruned ratio the paper reports beside the one our runs target (resnet56: 53.61% of the params at its FLOPs
+    target; vgg_small: 70% of the FLOPs at its params target), from references/; None where it reports none."""
+    if arch not in PAPER_CLAIMS:
+        return None
+    other = "flops" if PAPER_CLAIMS[arch][0] == "params" else "params"
+    for _, r in reference_rows("cifar10", arch, "paper (this method)").iterrows():
+        try:
+            pct = float(r[f"{other}_reduction_pct"])
+        except (TypeError, ValueError):  # words, e.g. "66.7 (3x speed-up)"
+            return None
+        return None if math.isnan(pct) else (other, pct)  # NaN: none reported
+    return None
+
+
+def other_ratio_verdict(claim_id: str, arch: str, words: str, measured: dict | None, notebook: str, figure: str = "",
+                        note: str = "") -> Verdict | None:
+    """The paper's other ratio (`paper_other_ratio`) as a measured value: how far ours lands from it at the same
+    target (deterministic, so σ = 0; read: within RATIO_TOLERANCE_PTS). Not a target of the run: it says whether
+    the channels die where the paper's do. `measured`: the run's summary (None: not finished)."""
+    other = paper_other_ratio(arch)
+    if other is None:
+        return None
+    kind, pct = other
+    ours = None if measured is None else _pts(measured[f"{kind}_pruned"])
+    shown = "" if ours is None else f"; ours {ours:.2f}%"
+    return verdict(claim_id, f"{words}: {pct:g}% of the {kind} pruned at the {PAPER_CLAIMS[arch][0]} target, as "
+                   f"the paper reports (read: within {RATIO_TOLERANCE_PTS:g} point)", PAPER,
+                   f"|{kind} pruned − {pct:g}%|, points{shown}{note}", None if ours is None else abs(ours - pct),
+                   RATIO_TOLERANCE_PTS, "<=", 0.0, notebook, figure)
 
 
 def _pts(x) -> float:
@@ -73,6 +106,8 @@ def main_verdicts(summaries: dict, noise: dict, notebook: str, figure: str = "me
                            f"loses at most {LOSSLESS_PTS:g} point)", PAPER, "Δ accuracy vs teacher, points",
                            _pts(s["pruned_acc"] - s["baseline_acc"]), -LOSSLESS_PTS, ">=", n.sd_points, notebook,
                            figure, n.source))
+        other = other_ratio_verdict(f"{arch}_other_ratio_as_paper", arch, arch, s, notebook, figure)
+        out += [other] if other else []
     return out
 
 
@@ -260,6 +295,10 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
                        pts(method["run"], f"{kind}_pruned"), 100 * float(ratio), ">=", 0.0, notebook, figure))
     delta = None if method["delta_acc"] is None or (isinstance(method["delta_acc"], float)
                                                     and math.isnan(method["delta_acc"])) else method["delta_acc"]
+    other = other_ratio_verdict(f"{tag}_other_ratio_as_paper", arch, f"{arch} at the paper's width",
+                                None if method["state"] != "finished" else method, notebook, figure,
+                                state(method["run"]))
+    out += [other] if other else []
     out.append(verdict(f"{tag}_accuracy_kept", f"{arch} at the paper's width: almost no accuracy loss after pruning "
                        f"with no fine-tuning (read: loses at most {LOSSLESS_PTS:g} point)", PAPER,
                        f"Δ accuracy vs teacher, points{state(method['run'])}", delta, -LOSSLESS_PTS, ">=", sd,
