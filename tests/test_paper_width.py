@@ -75,9 +75,13 @@ def test_controls_sit_at_the_target_and_load_without_our_training_code(store):
         assert load_pruned(d).widths() == widths, name
 
 
-def test_interrupted_run_resumes_from_the_committed_state_alone(store):
+def test_interrupted_run_resumes_from_the_committed_state_alone(store, monkeypatch):
     T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    heads = iter(["aaaaaaaaaaaa"] + ["bbbbbbbbbbbb"] * 99)  # a commit lands while the lane trains
+    monkeypatch.setattr(P, "git_commit", lambda: next(heads))
     rows = P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    chunk = json.loads((P.runs("smoke")["method-s0"].folder("smoke") / P.CHUNKS).read_text())[0]
+    assert chunk["commit"] == "aaaaaaaaaaaa"  # the code the call ran, not HEAD when it ended
     assert rows[0]["status"] == "epoch 1 of 2"
     run = P.runs("smoke")["method-s0"]
     assert P.run_state(run, "smoke") == "epoch 1 of 2"

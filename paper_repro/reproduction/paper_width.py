@@ -408,7 +408,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
     bad = [n for n in names if n not in known]
     if bad:
         raise ValueError(f"runs: unknown run {bad[0]!r}; valid: {', '.join(known)}")
-    t0, rows = time.perf_counter(), []
+    t0, rows, code = time.perf_counter(), [], git_commit()  # the code this call runs (HEAD may move while it trains)
     common = dict(device=device, data_dir=data_dir, download=download, progress=progress)
     teacher, stopped = None, None  # stopped: the run that stopped for the budget; no run starts after it
     for name in names:
@@ -455,7 +455,7 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
         if epochs_run() > trained:  # a result read from the cache trained nothing here
             last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
-            log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained")
+            log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained", code)
         if left is not None and max_epochs_now is None and not _finished(run, profile):
             stopped = name  # it stopped because its next epoch would overrun the budget
         rows.append(dict(run=name, status=status, folder=str(d)))
@@ -525,18 +525,21 @@ def _committed_epochs(run: Run, profile: str) -> int | None:
     return sum(load_checkpoint(f).get("epoch", 0) for f in files) if files else None
 
 
-def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None, how: str) -> None:
+def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None, how: str,
+              commit: str | None = None) -> None:
     """Append to the run's chunks.json that epochs first+1..last trained on this machine (`device`: its stamp, None
     where the caller did not train them, e.g. `--publish-only` after a lane that stopped without logging; beside a
     lane that still trains, it logs nothing and the lane does): a run trained across sessions spans processors,
     and the noise its numbers carry depends on which (the verdicts name them). Epochs before the first entry were
-    trained before the log existed: `processors` says so."""
+    trained before the log existed: `processors` says so. `commit`: the code that trained them (the commit when the
+    call started: HEAD may move while a lane trains for hours); default HEAD now."""
     f = run.folder(profile) / CHUNKS
     log = json.loads(f.read_text()) if f.exists() else []
     first = max([first] + [c["epochs"][1] for c in log])  # epochs already logged (e.g. by --publish-only) stay theirs
     if last <= first:
         return
-    log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how, commit=git_commit(),
+    log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how,
+                    commit=commit or git_commit(),
                     when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
     write_json(f, log)
 
