@@ -45,8 +45,9 @@ teachers: $(STAMP) data
 	$(PY) -m paper_repro teachers --archs resnet56 --paper-width $(TEACHER_FLAGS)
 
 # The committed runs at the paper's width (paper_width/cpu/, issue 23; docs/profiles.md), in two lanes of one
-# thread each: the paper-width teacher, the method's first seed, its fine-tuning test, the other seeds; the
-# labelled same-FLOPs control (it needs no teacher), the distilled one, then the two peers. Every run of
+# thread each: the paper-width teacher, the method's first seed, its fine-tuning test, its second seed, the
+# distilled same-FLOPs control; the labelled same-FLOPs control (it needs no teacher), the two peers, then the
+# third seed last (a method run costs 5-6 h of one lane, so the controls and peers that the verdicts need come first). Every run of
 # paper_width.runs("cpu") is in one lane (tests/test_paper_width.py). BUDGET=M stops each lane cleanly after M minutes (commit teachers/ and
 # paper_width/, then run again to go on); ONLY=run1,run2 trains just those, in one lane; RETRAIN=1 starts the
 # named runs again (never the teacher: `make teachers RETRAIN=1`).
@@ -55,8 +56,8 @@ paper-width: $(STAMP) data
 ifdef ONLY
 	$(PY) -m paper_repro paper-width --runs $(ONLY) $(PW_FLAGS)
 else
-	$(PY) -m paper_repro paper-width --runs control-scratch,control-distill,peer-tp,peer-l1 $(PW_FLAGS) & lane=$$!; \
-	$(PY) -m paper_repro paper-width --runs teacher,method-s0,finetune,method-s1,method-s2 $(PW_FLAGS); rc=$$?; \
+	$(PY) -m paper_repro paper-width --runs control-scratch,peer-l1,peer-tp,method-s2 $(PW_FLAGS) & lane=$$!; \
+	$(PY) -m paper_repro paper-width --runs teacher,method-s0,finetune,method-s1,control-distill $(PW_FLAGS); rc=$$?; \
 	wait $$lane && test $$rc = 0
 endif
 
