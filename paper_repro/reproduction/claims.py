@@ -62,7 +62,7 @@ def other_ratio_verdict(claim_id: str, arch: str, words: str, measured: dict | N
     return verdict(claim_id, f"{words}: {pct:g}% of the {kind} pruned at the {PAPER_CLAIMS[arch][0]} target, as "
                    f"the paper reports (read: within {RATIO_TOLERANCE_PTS:g} point)", PAPER,
                    f"|{kind} pruned − {pct:g}%|, points{shown}{note}", None if ours is None else abs(ours - pct),
-                   RATIO_TOLERANCE_PTS, "<=", 0.0, notebook, figure)
+                   RATIO_TOLERANCE_PTS, "<=", 0.0, notebook, figure, unfinished=bool(note))
 
 
 def _pts(x) -> float:
@@ -267,7 +267,8 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
     """02, the paper-width runs (`tables.paper_width_table`): the teacher at its goal and the method at its target
     (checks of the runs), the paper's accuracy claim at the paper's width, and the questions the controls, the peers
     and the fine-tuning test answer. `noise`: σ of the method's accuracy over its finished seeds (None: none
-    finished). A run that has not finished is "not testable" and its measured text says how far it is."""
+    finished). A run that has not finished makes its rows "not testable yet", and their measured text says how far
+    it is."""
     tag = f"{arch}_w1"
     rows = {r["run"]: r for r in table.to_dict("records")}
     method = rows[next(n for n in rows if n.startswith("method-"))]
@@ -289,10 +290,11 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
                            f"{100 * teacher_goal:g}% test accuracy)", "issue 23: the paper-width teacher [chosen goal]",
                            "test accuracy, % (all images)" + ("" if teacher_acc is not None else " (still training)"),
                            None if teacher_acc is None else _pts(teacher_acc), 100 * teacher_goal, ">=", 0.0,
-                           notebook, figure))
+                           notebook, figure, unfinished=teacher_acc is None))
     out.append(verdict(f"{tag}_{kind}_pruned", f"{arch} at the paper's width: {100 * float(ratio):g}% of the {kind} "
                        "pruned (the paper reports 60.33%)", PAPER, f"{kind} pruned, %{state(method['run'])}",
-                       pts(method["run"], f"{kind}_pruned"), 100 * float(ratio), ">=", 0.0, notebook, figure))
+                       pts(method["run"], f"{kind}_pruned"), 100 * float(ratio), ">=", 0.0, notebook, figure,
+                       unfinished=bool(state(method["run"]))))
     delta = None if method["delta_acc"] is None or (isinstance(method["delta_acc"], float)
                                                     and math.isnan(method["delta_acc"])) else method["delta_acc"]
     other = other_ratio_verdict(f"{tag}_other_ratio_as_paper", arch, f"{arch} at the paper's width",
@@ -302,7 +304,7 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
     out.append(verdict(f"{tag}_accuracy_kept", f"{arch} at the paper's width: almost no accuracy loss after pruning "
                        f"with no fine-tuning (read: loses at most {LOSSLESS_PTS:g} point)", PAPER,
                        f"Δ accuracy vs teacher, points{state(method['run'])}", delta, -LOSSLESS_PTS, ">=", sd,
-                       notebook, figure, src))
+                       notebook, figure, src, unfinished=bool(state(method["run"]))))
 
     def versus(claim_id, other, claim, source, threshold=0.0, direction=">", col="acc", noise_k=True):
         a, b = pts(method["run"]), pts(other)
@@ -314,7 +316,8 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
             measured += f" ({method['run']} at {fa:.2f}%, {other} at {fb:.2f}% pruned)"
         return verdict(f"{tag}_{claim_id}", claim, source, measured, gap, threshold, direction,
                        difference_noise(sd) if noise_k else sd, notebook, figure,
-                       src + (", √2σ for a difference" if src and noise_k else ""), comparable=comparable)
+                       src + (", √2σ for a difference" if src and noise_k else ""), comparable=comparable,
+                       unfinished=bool(state(method["run"], other)))
 
     out.append(versus("beats_uniform_distilled", "control-distill", f"{arch} at the paper's width: pruning the teacher "
                       "beats a same-FLOPs network taught by the same label-free loss from random weights",
@@ -332,5 +335,5 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
     out.append(verdict(f"{tag}_finetune_adds", f"{arch} at the paper's width: fine-tuning the pruned network with "
                        "labels adds accuracy", "issue 23: the fine-tuning test",
                        f"acc(finetune) − acc({method['run']}), points{state('finetune')}", gain, 0.0, ">", sd,
-                       notebook, figure, src))
+                       notebook, figure, src, unfinished=bool(state("finetune", method["run"]))))
     return out

@@ -8,6 +8,7 @@ run-to-run noise σ (the standard deviation over seeds, for a difference of two 
     contradicted   the whole interval lies on the other side
     inconclusive   the interval straddles the threshold: the data cannot tell (within noise)
     not testable   nothing was measured at this profile (e.g. a paper-profile run that does not exist)
+    not yet        nothing measured yet: a committed run it needs is still training across sessions
     not comparable two arms whose pruned ratios differ by more than RATIO_TOLERANCE_PTS: a smaller network is
                    harder to keep accurate, so their accuracies answer no question of the method
 
@@ -29,7 +30,8 @@ from .reading import show_all
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("supported", "contradicted", "inconclusive (within noise)",
                                                        "not testable at this profile")
 NOT_COMPARABLE = "not comparable (pruned ratios differ by more than 1 point)"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE)
+NOT_YET = "not testable yet (a run it needs has not finished)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE, NOT_YET)
 RATIO_TOLERANCE_PTS = 1.0  # [chosen] two arms are compared only when their pruned ratios are this close
 DIRECTIONS = (">", ">=", "<", "<=")
 K_SIGMA = 2.0  # about a 95% interval for a normal noise
@@ -74,9 +76,13 @@ class Verdict:
 
 
 def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
-            noise: float, notebook: str, figure: str = "", noise_source: str = "", comparable: bool = True) -> Verdict:
-    """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement."""
+            noise: float, notebook: str, figure: str = "", noise_source: str = "", comparable: bool = True,
+            unfinished: bool = False) -> Verdict:
+    """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement;
+    `unfinished` (a run it needs is still training) turns "not testable" into "not testable yet"."""
     judged = judge(value, threshold, direction, noise) if comparable else NOT_COMPARABLE
+    if judged == NOT_TESTABLE and unfinished:
+        judged = NOT_YET
     return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
                    direction, float(noise), judged, notebook, figure, noise_source or ("exact" if not noise else ""))
 
@@ -96,6 +102,8 @@ def _shown(v: Verdict) -> str:
 
 def sentence(v: Verdict, profile: str) -> str:
     """The verdict in words, every number from the row: what was measured, its interval, the claim's test."""
+    if interval(v) is None and v.verdict == NOT_YET:
+        return f"{v.claim}: {v.measured}: **{v.verdict}**."
     if interval(v) is None:
         return f"{v.claim}: nothing measured at the {profile} profile: {v.verdict}."
     lo, hi = interval(v)
@@ -159,7 +167,8 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
     outputs.write_table(table, "verdicts", profile, stamp, title="Verdicts: the paper's claims against our measurements",
                 notes=f"supported / contradicted: the whole interval value ± {K_SIGMA:g}σ lies on one side of the "
                       "threshold; inconclusive: it straddles it (a difference within the run-to-run noise); "
-                      "not testable: not measured at this profile. noise: σ of the value itself (the standard "
+                      "not testable: not measured at this profile; not testable yet: a committed run it needs "
+                      "is still training. noise: σ of the value itself (the standard "
                       "deviation over seeds; for a difference of two arms, √2 × that of one arm); 0 for "
                       "deterministic quantities; noise_source says how it was measured.")
     return VerdictReport(verdict_table(verdicts), [sentence(v, profile) for v in verdicts])
