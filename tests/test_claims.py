@@ -15,6 +15,11 @@ def test_noise_from_seeds_and_the_one_seed_fallback():
     assert n.source == "seeds 0, 1, 2 (accuracy, %: 90.00, 92.00, 94.00)"  # σ recomputable from the row alone
     on = N.from_values([0.90, 0.92], (0, 1), 10000, "cpu:1threads:AVX512:Intel(R) Xeon(R) Processor")
     assert on.source.startswith("seeds 0, 1 on cpu:1threads:AVX512:Intel(R) Xeon(R) Processor (")  # what σ covers
+    close = N.from_values([0.8907, 0.8910], (0, 1), 10000)  # two close seeds: σ 0.02 says little
+    floor = N.sampling_sd_points((0.8907 + 0.8910) / 2, 10000)
+    assert close.sd_points == pytest.approx(floor) and "below the test-set sampling error" in close.source
+    three = N.from_values([0.8907, 0.8910, 0.8909], (0, 1, 2), 10000)  # three seeds: their σ as measured
+    assert three.sd_points < floor and "sampling" not in three.source
     one = N.from_values([0.9], (0,), 10000)
     assert one.sd_points == pytest.approx(100 * math.sqrt(0.9 * 0.1 / 10000)) and "one seed" in one.source
     with pytest.raises(ValueError, match="n_images"):

@@ -7,7 +7,9 @@ accuracy points. [chosen] An ablation notebook measures σ on its reference arm 
 (repeating every arm would multiply the cost by the number of seeds); the tables say so.
 
 With a single seed there is no run-to-run σ; the fallback is the test set's own sampling error,
-√(p(1-p)/n) for an accuracy p on n images, a lower bound of the true noise, labelled as such.
+√(p(1-p)/n) for an accuracy p on n images, a lower bound of the true noise, labelled as such. [chosen] With two
+seeds the standard deviation has one degree of freedom (two close values say little: in 5% of draws it is below
+a sixteenth of the true σ), so σ is then at least that sampling error, and the source says when the floor applies.
 """
 from __future__ import annotations
 
@@ -54,16 +56,27 @@ def sampling_sd_points(acc: float, n_images: int) -> float:
     return 100.0 * math.sqrt(max(acc * (1.0 - acc), 0.0) / n_images)
 
 
+FLOOR_BELOW_SEEDS = 3  # [chosen] fewer seeds than this (but two or more): σ is at least the test-set sampling error
+
+
 def from_values(accs: list[float], seeds, n_images: int, device: str | None = None) -> Noise:
-    """Noise from the accuracies (fractions) of one setting run with `seeds`; one value: sampling error. The source
+    """Noise from the accuracies (fractions) of one setting run with `seeds`; one value: sampling error; two
+    values: their standard deviation, at least the sampling error at their mean (the module docstring). The source
     states the per-seed values (so that a reader can recompute σ) and, given `device`, the processor they all ran
     on: seeds on one processor do not cover the drift to another (docs/verdicts.md)."""
     pts = [100.0 * a for a in accs]
     if len(pts) >= 2:
         where = f" on {device}" if device else ""
         values = ", ".join(f"{p:.2f}" for p in pts)
-        return Noise(statistics.stdev(pts), f"seeds {', '.join(str(s) for s in seeds)}{where} (accuracy, %: {values})",
-                     pts)
+        source = f"seeds {', '.join(str(s) for s in seeds)}{where} (accuracy, %: {values})"
+        sd = statistics.stdev(pts)
+        if len(pts) < FLOOR_BELOW_SEEDS:
+            floor = sampling_sd_points(statistics.fmean(accs), n_images)
+            if floor > sd:
+                source += (f"; their σ {sd:.2f} is below the test-set sampling error, so σ = {floor:.2f} "
+                           f"(fewer than {FLOOR_BELOW_SEEDS} seeds)")
+                sd = floor
+        return Noise(sd, source, pts)
     return Noise(sampling_sd_points(accs[0], n_images), "test-set sampling (one seed), a lower bound", pts)
 
 
