@@ -331,7 +331,7 @@ def _train_peer_l1(run: Run, profile: str, teacher, left, common: dict, max_epoc
     r = classic.run_classic("l1_global", profile, 0, common["device"], teacher_run=teacher,
                             target=_ready_peer_target(profile),
                             data_dir=common["data_dir"], download=common["download"], time_budget_s=left,
-                            out=run.run_dir(profile), **_l1_overrides(profile))
+                            out=run.run_dir(profile), progress=common["progress"], **_l1_overrides(profile))
     if not r.summary:
         return _unfinished(run, profile, _epochs_done(run, profile), r.config["epochs"])
     return _publish(run, profile, r.summary, r.summary["train_seconds"])
@@ -366,7 +366,8 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
     metrics, seconds = classic.train_labels(model, train_batches(train_split, b, cfg["seed"] + 29), test_b,
                                             cfg["epochs"], dict(cfg, batch_size=b["batch_size"], config_key=key),
                                             dev, rdir / "finetune.pt", cfg["seed"], "finetune",
-                                            stop_after=max_epochs_now, time_budget_s=left)
+                                            stop_after=max_epochs_now, time_budget_s=left,
+                                            progress=common["progress"], desc=f"{b['arch']} fine-tune")
     if len(metrics) < cfg["epochs"]:
         return _unfinished(run, profile, len(metrics), cfg["epochs"])
     model.eval()

@@ -166,12 +166,14 @@ def _optimizer(model, cfg, epochs):
 
 def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg: dict, dev, state_path: Path,
                  seed: int, phase: str, slim_lambda: float = 0.0, extra: dict | None = None,
-                 stop_after: int | None = None, time_budget_s: float | None = None) -> tuple[list, float]:
+                 stop_after: int | None = None, time_budget_s: float | None = None,
+                 progress: bool = False, desc: str | None = None) -> tuple[list, float]:
     """Cross-entropy training for `epochs` (+ slimming's γ penalty on the prunable BNs when slim_lambda > 0).
 
     Resumable: model, optimiser, scheduler and metrics go to `state_path` after every epoch; a finished state
     is loaded without training. `stop_after`, `time_budget_s`: leave after that many epochs, or before one would
-    overrun that many seconds (a later call resumes). Returns (metrics, seconds)."""
+    overrun that many seconds (a later call resumes). `progress`: a bar over the epochs, named `desc` (default:
+    the phase). Returns (metrics, seconds)."""
     opt, sched = _optimizer(model, cfg, epochs)
     norms = [bn for g in model.channel_groups() for bn in g.norms]
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
@@ -180,8 +182,8 @@ def train_labels(model, train_b: D.Batches, test_b: D.Batches, epochs: int, cfg:
     st = resume(state_path, expect, restore_training(model, opt, sched, state_path))
     if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
-    for epoch, _ in epoch_loop(start, epochs, phase, max_epochs_now=stop_after, time_budget_s=time_budget_s,
-                               metrics=metrics):
+    for epoch, _ in epoch_loop(start, epochs, desc or phase, progress, max_epochs_now=stop_after,
+                               time_budget_s=time_budget_s, metrics=metrics):
         torch.manual_seed(seed * 1000 + epoch + (0 if phase == "sparse" else 500))
         lr, loss_sum, _, n, dt = timed_epoch(net, train_b.set_epoch(epoch + (0 if phase == "sparse" else 1000)),
                                              opt, sched, plain_loss, dev,
@@ -239,10 +241,11 @@ class ClassicRun:
 @holds_run_locks
 def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "auto", teacher_run=None,
                 target=None, data_dir=None, download: bool = True, time_budget_s: float | None = None,
-                out=None, **overrides) -> ClassicRun:
+                out=None, progress: bool = False, **overrides) -> ClassicRun:
     """Teacher (cached baseline) → [slimming: sparse training] → score → prune → fine-tune with labels.
     `time_budget_s`: stop between epochs before that many seconds (the summary is then empty; a later call
-    resumes the phase from its state file). `out`: the run folder (default runs/classic/...)."""
+    resumes the phase from its state file). `out`: the run folder (default runs/classic/...). `progress`: a bar
+    over each training phase's epochs."""
     t_call = time.perf_counter()
     cfg = resolve_classic(arm, profile, seed, target, **overrides)
     tgt: Target = parse_target(cfg["target"])
@@ -280,7 +283,8 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
 
     if cfg["sparse_epochs"]:
         m, s = train_labels(model, shard_b, test_b, cfg["sparse_epochs"], cfg, dev, rdir / "sparse.pt", seed,
-                            "sparse", slim_lambda=lam, time_budget_s=left())
+                            "sparse", slim_lambda=lam, time_budget_s=left(), progress=progress,
+                            desc=f"{cfg['arch']} {arm} sparse")
         if len(m) < cfg["sparse_epochs"]:
             return ClassicRun(cfg, {}, rdir, None)
         metrics, seconds, acc_sparse = metrics + m, seconds + s, m[-1]["test_acc"]
@@ -310,7 +314,8 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
         p.requires_grad_(True)
     if cfg["finetune_epochs"]:
         m, s = train_labels(pruned, shard_b, test_b, cfg["finetune_epochs"], cfg, dev, rdir / "finetune.pt", seed,
-                            "finetune", extra={"widths": widths}, time_budget_s=left())
+                            "finetune", extra={"widths": widths}, time_budget_s=left(), progress=progress,
+                            desc=f"{cfg['arch']} {arm} fine-tune")
         if len(m) < cfg["finetune_epochs"]:
             return ClassicRun(cfg, {}, rdir, None)
         metrics, seconds = metrics + m, seconds + s

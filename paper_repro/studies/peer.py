@@ -320,12 +320,12 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     left = None if time_budget_s is None else time_budget_s - sum(m["epoch_seconds"] for m in metrics[start:])
     summary, model = _prune_and_measure(cfg, tgt, run, model, pruner, t_model, train_b, shard_b, test_b, cost_model,
-                                        dev, baseline_acc, ds, seconds, metrics, reg, left)
+                                        dev, baseline_acc, ds, seconds, metrics, reg, left, progress)
     return PeerRun(cfg, model, summary, metrics, rdir, False)
 
 
 def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b, shard_b, test_b, cost_model, dev,
-                       baseline_acc, ds, seconds, metrics, reg, time_budget_s=None):
+                       baseline_acc, ds, seconds, metrics, reg, time_budget_s=None, progress: bool = False):
     b, key, rdir = cfg["baseline"], run.key, run.path
     before = count(t_model)
     _, acc_trained = evaluate(model, test_b, dev)
@@ -354,7 +354,8 @@ def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b
         ft, ft_seconds = train_labels(model, shard_b, test_b, cfg["finetune_epochs"], ft_cfg, dev,
                                       rdir / "finetune.pt", cfg["seed"], "finetune",
                                       extra={"widths": [int(w) for w in model.widths()]},
-                                      time_budget_s=time_budget_s)
+                                      time_budget_s=time_budget_s, progress=progress,
+                                      desc=f"{b['arch']} TP fine-tune")
         if len(ft) < cfg["finetune_epochs"]:  # stopped by the budget: the next call resumes the fine-tuning
             return {}, model.eval()
         seconds += ft_seconds
