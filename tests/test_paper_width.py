@@ -237,3 +237,20 @@ def test_exact_landing_stops_at_the_target_where_tp_steps_overshoot(committed):
     f_stepped = peer.achieved(cost, stepped.widths())[1]
     f_exact = peer.achieved(cost, exact.widths())[1]
     assert 0.2 <= f_exact < 0.21 and f_stepped > f_exact + 0.05
+
+
+def test_method_noise_names_every_processor_of_the_finished_seeds():
+    """σ over the finished method seeds: each processor once (a run across two machines and one on a single
+    machine: not 'A and A and B'), the per-seed values in the source, none before a seed has finished."""
+    def rec(seed, acc, chunks=(), device="cpu:1threads:AVX512:AMD EPYC", state="finished"):
+        return dict(run=f"method-s{seed}", kind="method", seed=seed, state=state, chunks=list(chunks),
+                    summary=dict(pruned_acc=acc, test_images=10_000, device=device) if state == "finished" else None)
+    both = [dict(processor="AMD EPYC", device="cpu:1threads:AVX512:AMD EPYC", epochs=[1, 7]),
+            dict(processor="Intel(R) Xeon(R) Processor", device="cpu:1threads:AVX512:Intel(R) Xeon(R) Processor",
+                 epochs=[8, 15])]
+    control = dict(run="control-scratch", kind="control_scratch", seed=0, state="finished", chunks=[],
+                   summary=dict(pruned_acc=0.5, test_images=10_000, device="cpu:1threads:AVX512:Other"))
+    noise = P.method_noise([rec(0, 0.8907), rec(1, 0.8933, both), rec(2, None, state="epoch 3 of 15"), control])
+    assert noise.source.startswith("seeds 0, 1 on AMD EPYC and Intel(R) Xeon(R) Processor (accuracy, %: 89.07, 89.33)")
+    assert noise.values_points == pytest.approx([89.07, 89.33])
+    assert P.method_noise([rec(0, None, state="not started")]) is None

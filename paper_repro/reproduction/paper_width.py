@@ -57,6 +57,7 @@ from ..runlock import holds_run_locks, is_locked, lock_run_folder
 from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
 from ..studies import classic, peer
 from ..train import run_dir_for, train_baseline, train_teachers
+from .noise import Noise, from_values
 
 STORE = ROOT / "paper_width"
 RETRAIN_COMMAND = "make paper-width"
@@ -545,16 +546,23 @@ def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None,
     write_json(f, log)
 
 
-def processors(record: dict) -> str | None:
-    """The processors (or GPUs) a run's epochs trained on, from its chunks.json, with the epochs no entry covers,
-    e.g. 'AMD EPYC (epochs 1-7 unrecorded)'; a run without one: its summary's (the last processor of a run that
-    spanned several)."""
+def processor_names(record: dict) -> set[str]:
+    """The processors (or GPUs: a GPU's epochs name the GPU, not its host's processor) of a run's chunks.json; a run
+    without one: its summary's (the last processor of a run that spanned several); none before it has any."""
     chunks = record.get("chunks") or []
     if not chunks:
         device = (record.get("summary") or {}).get("device")
-        return None if device is None else processor_of(device)
-    names = " and ".join(sorted({c["device"] if str(c.get("device")).startswith("cuda") else c["processor"]
-                                 for c in chunks}))  # a GPU's epochs: the GPU, not its host's processor
+        return set() if device is None else {processor_of(device)}
+    return {c["device"] if str(c.get("device")).startswith("cuda") else c["processor"] for c in chunks}
+
+
+def processors(record: dict) -> str | None:
+    """The processors (or GPUs) a run's epochs trained on (`processor_names`), with the epochs no chunks.json entry
+    covers, e.g. 'AMD EPYC (epochs 1-7 unrecorded)'."""
+    chunks = record.get("chunks") or []
+    names = " and ".join(sorted(processor_names(record))) or None
+    if not chunks:
+        return names
     covered = {e for c in chunks for e in range(c["epochs"][0], c["epochs"][1] + 1)}
     missing = sorted(set(range(1, max(covered) + 1)) - covered)
     spans = []
@@ -605,6 +613,17 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
             row.update(summary=json.loads((d / "summary.json").read_text()), config=cfg)
         rows.append(row)
     return rows
+
+
+def method_noise(records: list[dict]) -> Noise | None:
+    """σ of the method's accuracy over its finished seeds (`noise.from_values`: per-seed values, the two-seed floor),
+    naming every processor their epochs trained on; None before one has finished."""
+    done = [r for r in records if r["kind"] == "method" and r["state"] == "finished"]
+    if not done:
+        return None
+    names = " and ".join(sorted(set().union(*(processor_names(r) for r in done)))) or None
+    return from_values([r["summary"]["pruned_acc"] for r in done], [r["seed"] for r in done],
+                       int(done[0]["summary"]["test_images"]), names)
 
 
 def main_rows(records: list[dict], profile: str) -> list[dict]:
