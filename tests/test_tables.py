@@ -2,6 +2,8 @@
 finished), ours at the profile's reduced budget; and what reads the table keeps them apart."""
 from types import SimpleNamespace
 
+import pytest
+
 import paper_repro.reproduction.headlines as H
 from paper_repro.reproduction.index import _budget_words
 from paper_repro.reproduction.tables import BLOCKS, accuracy_vs_flops, main_table, paper_width_table
@@ -63,3 +65,17 @@ def test_the_paper_width_table_names_each_finished_runs_training_images():
     t = paper_width_table([at_50k, scratch, waiting], 0.90)
     assert list(t["train_images"]) == ["50000", "all", None]
     assert list(t["delta_acc"].fillna(0)) == [-1.0, -2.0, 0]
+    l1 = dict(waiting, state="finished", summary=dict(final_acc=0.8836, acc_before_finetune=0.1251, epochs=15))
+    assert paper_width_table([l1], 0.90)["acc"].tolist() == [0.8836]  # classic's field: after its fine-tuning
+    with pytest.raises(ValueError, match="peer-l1: its summary has no 'final_acc'"):
+        paper_width_table([dict(l1, summary=dict(pruned_acc=0.88))], 0.90)
+
+
+def test_every_committed_paper_width_run_that_finished_has_its_accuracy_in_the_table():
+    """The committed records themselves (paper_width/cpu/), read as notebook 02 reads them: a finished run whose
+    accuracy the table cannot find would make its verdict "not testable"."""
+    from paper_repro.reproduction import paper_width
+
+    table = paper_width_table(paper_width.load_records("cpu"), None)
+    done = table[table["state"] == "finished"]
+    assert len(done) and done["acc"].between(0.1, 1.0).all(), done[["run", "acc"]]

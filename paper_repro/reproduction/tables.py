@@ -199,6 +199,11 @@ PAPER_WIDTH_WORDS = {
 }
 
 
+# The summary field that holds a paper-width run's test accuracy on every test image, where it is not `pruned_acc`
+# (classic.run_classic, the L1 peer's code: `final_acc`, after its fine-tuning).
+PAPER_WIDTH_ACC = {"peer_l1": "final_acc"}
+
+
 def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.DataFrame:
     """One row per paper-width run (`paper_width.load_records`): what it is, its state, and for a finished one its
     accuracy on every test image, Δ against the paper-width teacher (`teacher_acc`; None while it trains), the
@@ -208,7 +213,10 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
     rows = []
     for r in records:
         s = r.get("summary") or {}
-        acc = s.get("pruned_acc")
+        acc = s.get(PAPER_WIDTH_ACC.get(r["kind"], "pruned_acc"))
+        if s and acc is None:
+            raise ValueError(f"{r['run']}: its summary has no {PAPER_WIDTH_ACC.get(r['kind'], 'pruned_acc')!r} "
+                             f"(kind {r['kind']!r}; fields: {', '.join(sorted(s))})")
         delta = None if acc is None or teacher_acc is None else round(100 * (acc - teacher_acc), 2)
         epochs = s.get("epochs")
         ft = s.get("finetune_epochs") or (epochs if r["kind"] in ("peer_l1", "finetune") else 0)
