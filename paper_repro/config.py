@@ -139,14 +139,17 @@ PAPER_WIDTH = {"smoke": dict(resnet20=dict(width=0.5)), "cpu": dict(resnet56=dic
 # converged CIFAR ResNet, a tenth of DPFPS's from-scratch 0.1; set before any run, no label or test image read.
 # λ_max 0.03 (3x DPFPS's, rescaled to the LR as every run's is): with 8 penalty epochs instead of 100 the
 # penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width 0.5) stopped at 59.05% of 60%.
-# The same-FLOPs controls: `control_lr` is the from-scratch LR of DPFPS's recipe [DPFPS] (their students start
-# from random weights); the labelled control trains with the teacher's recipe for the teacher's epochs plus the
-# students'. The fine-tuning test: 5 epochs with labels at classic.CLASSIC's lr 0.01 (x0.1 at 50% and 75%), ~15 min.
+# The same-FLOPs controls: `control_lr` is the distilled control's LR (its students start from random weights).
+# cpu: 0.02, chosen without labels by bench/control_lr_probe.py (2026-12-06, bench/results/control_lr_probe.jsonl): of
+# 0.1, 0.05, 0.02 and 0.01, the one whose students agree most with the teacher's predicted class on training images
+# after 200 steps (0.24 of 256; 0.1, DPFPS's from-scratch LR, collapsed to one class: 0.11, and a run at 0.1 stood
+# at 10-18% curve accuracy after two epochs). The smoke stand-in keeps 0.1. The labelled control trains with the
+# teacher's recipe for the teacher's epochs plus the students'. The fine-tuning test: 5 epochs with labels at classic.CLASSIC's lr 0.01 (x0.1 at 50% and 75%), ~15 min.
 # smoke: a small stand-in with the same path.
 PAPER_WIDTH_STUDY = {
     "smoke": dict(arch="resnet20", target="flops=0.5", seeds=(0, 1), control_lr=0.1, finetune_epochs=1,
                   students=dict(students=2, epochs=2, lambda_max=0.3)),
-    "cpu": dict(arch="resnet56", target="flops=0.60", seeds=(0, 1, 2), control_lr=0.1, finetune_epochs=5,
+    "cpu": dict(arch="resnet56", target="flops=0.60", seeds=(0, 1, 2), control_lr=0.02, finetune_epochs=5,
                 teacher_goal=0.925,  # issue 23's goal for the paper-width teacher, all 10,000 test images
                 students=dict(students=2, epochs=15, lr=0.01, lambda_max=0.03, train_subset=50_000)),
     "paper": dict(),

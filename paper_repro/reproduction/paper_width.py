@@ -9,7 +9,8 @@ teachers` or by the `teacher` run here), with the recipe of config.PAPER_WIDTH_S
   run-to-run noise);
 - ``control-distill``: the same-FLOPs control taught the same way: students of the network with every prunable
   width narrowed by one scale to the target (`uniform_widths`), from random weights, the same label-free loss from
-  the same teacher, the same epochs and images, no penalty; DPFPS's from-scratch LR (`control_lr`);
+  the same teacher, the same epochs and images, no penalty; its own LR (`control_lr`, chosen without labels by
+  bench/control_lr_probe.py);
 - ``control-scratch``: that narrow network trained from random weights with labels, by the teacher's recipe, for
   as many epochs as the teacher and the students together;
 - ``peer-tp``: Torch-Pruning with its own recipe (group-norm sparse training with labels and TP's magnitude
