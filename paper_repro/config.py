@@ -134,17 +134,19 @@ PAPER_WIDTH = {"smoke": dict(resnet20=dict(width=0.5)), "cpu": dict(resnet56=dic
 # [chosen] The runs that start from the paper-width teacher (issue 23; reproduction/paper_width.py): the network
 # and target, the seeds of the method, and the students' recipe (overrides of the profile's students' settings).
 # cpu: all 50,000 training images, N = 2, 15 epochs (DPFPS's step schedule: the progressive penalty over the
-# first 8, the LR x0.1 at epochs 8 and 11), ~4 h of one Intel core per run (966 s per method epoch, measured with
-# bench/epoch_time.py beside another lane), so three seeds fit. lr 0.01: the usual LR for training on from a
-# converged CIFAR ResNet, a tenth of DPFPS's from-scratch 0.1; set before any run, no label or test image read.
-# λ_max 0.03 (3x DPFPS's, rescaled to the LR as every run's is): with 8 penalty epochs instead of 100 the
-# penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width 0.5) stopped at 59.05% of 60%.
+# first 8, the LR x0.1 at epochs 8 and 11), ~4 h of one Intel core per run by bench/epoch_time.py (966 s per
+# method epoch beside another lane), so three seeds would fit; the runs measured 4.5-6 h, so the third trains last.
+# lr 0.01: the usual LR for training on from a converged CIFAR ResNet, a tenth of DPFPS's from-scratch 0.1; set
+# before any run, no label or test image read. λ_max 0.03 (3x DPFPS's, rescaled to the LR as every run's is): with
+# 8 penalty epochs instead of 100 the penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width
+# 0.5) stopped at 59.05% of 60%.
 # The same-FLOPs controls: `control_lr` is the distilled control's LR (its students start from random weights).
-# cpu: 0.02, chosen without labels by bench/control_lr_probe.py (2026-12-06, bench/results/control_lr_probe.jsonl): of
-# 0.1, 0.05, 0.02 and 0.01, the one whose students agree most with the teacher's predicted class on training images
-# after 200 steps (0.24 of 256; 0.1, DPFPS's from-scratch LR, collapsed to one class: 0.11, and a run at 0.1 stood
-# at 10-18% curve accuracy after two epochs). The smoke stand-in keeps 0.1. The labelled control trains with the
-# teacher's recipe for the teacher's epochs plus the students'. The fine-tuning test: 5 epochs with labels at classic.CLASSIC's lr 0.01 (x0.1 at 50% and 75%), ~15 min.
+# cpu: 0.02, chosen without labels by bench/control_lr_probe.py (2026-12-06, bench/results/control_lr_probe.jsonl):
+# of 0.1, 0.05, 0.02 and 0.01, the one whose students agree most with the teacher's predicted class on training
+# images after 200 steps (mean agreement 0.24 on 256 images; 0.1, DPFPS's from-scratch LR, collapsed to one class:
+# 0.11, and a run at 0.1 stood at 10-18% curve accuracy after two epochs). The smoke stand-in keeps 0.1. The
+# labelled control trains with the teacher's recipe for the teacher's epochs plus the students'. The fine-tuning
+# test: 5 epochs with labels at classic.CLASSIC's lr 0.01 (x0.1 at 50% and 75%), ~15 min.
 # smoke: a small stand-in with the same path.
 PAPER_WIDTH_STUDY = {
     "smoke": dict(arch="resnet20", target="flops=0.5", seeds=(0, 1), control_lr=0.1, finetune_epochs=1,
