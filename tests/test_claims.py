@@ -152,7 +152,7 @@ def test_paper_width_verdicts_compare_only_finished_runs_at_the_same_ratio():
         rec("control-distill", "control_distill"),
         rec("control-scratch", "control_scratch", pruned_acc=0.8707, params_pruned=0.55, flops_pruned=0.6005),
         rec("peer-tp", "peer_tp", pruned_acc=0.9107, params_pruned=0.70, flops_pruned=0.6200),
-        rec("peer-l1", "peer_l1", pruned_acc=0.8850, params_pruned=0.50, flops_pruned=0.5950),
+        rec("peer-l1", "peer_l1", final_acc=0.8850, params_pruned=0.50, flops_pruned=0.5950),  # classic's field
         rec("finetune", "finetune", pruned_acc=0.8900, params_pruned=0.5268, flops_pruned=0.5990)], 0.8958)
     noise = N.Noise(0.2, "seeds 0, 1")
     got = {v.claim_id: v for v in C.paper_width_verdicts(table, noise, 0.8958, 0.925, "resnet56", "flops=0.6", "02")}
