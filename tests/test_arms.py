@@ -103,12 +103,13 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
     lines = arms.commands(profile)
     names = [line.split()[4] for line in lines]
     assert all(line == f"python -m paper_repro arm {n} --profile {profile}" for line, n in zip(lines, names))
-    # 26 runs, + the KD peer arm on smoke, + the noise runs: (3 networks + the N = 2 and N = 1 reference arms) for
-    # each seed of config.NOISE but 0; on the paper profile (no reduced budget) the N = 2 reference arm is the main
-    # resnet56 run, listed once
+    # 26 runs, + the KD peer arm on smoke, + the noise runs: 3 networks for each of config.NOISE's main_seeds but
+    # 0, the N = 2 and N = 1 reference arms for each of its seeds but 0; on the paper profile (no reduced budget)
+    # the N = 2 reference arm is the main resnet56 run, listed once
     from paper_repro.reproduction.noise import noise_seeds
 
-    extra = (5 if profile == "smoke" else 4) * (len(noise_seeds(profile)) - 1)
+    extra = 3 * (len(noise_seeds(profile, main=True)) - 1) + (2 if profile == "smoke" else 1) * (
+        len(noise_seeds(profile)) - 1)
     assert len(set(names)) == len(names) == (27 if profile == "smoke" else 26) + extra
     assert {n[:2] for n in names} == {"02", "03", "04", "05", "06", "07", "ab"}
     assert {n for n in names if "noise" in n} >= {"02-noise-resnet56-s1", "ablation-noise-n1-s1"}
@@ -121,6 +122,15 @@ def test_the_listing_has_one_line_per_distinct_run(profile):
     r = subprocess.run([sys.executable, "-m", "paper_repro", "arms", "--profile", profile], capture_output=True,
                        text=True)
     assert r.returncode == 0 and r.stdout.splitlines() == lines
+
+
+def test_cpu_main_rows_run_one_seed_and_the_ablations_three():
+    """config.NOISE on cpu: 02's reduced-budget rows have no noise runs (the hour of make reproduce), the ablations'
+    reference arms keep seeds 1 and 2."""
+    names = set(arms.all_arms("cpu"))
+    assert not {n for n in names if n.startswith("02-noise")}
+    assert {f"ablation-noise-n{k}-s{s}" for k in (1, 2) for s in (1, 2)} <= names
+    assert len(names) == 30
 
 
 def test_an_arm_run_by_its_command_is_then_read_by_the_notebook_call(tmp_path, monkeypatch):

@@ -240,13 +240,15 @@ def all_arms(profile: str, seed: int = 0) -> dict[str, Arm]:
     for arm in classic.ARMS:
         add(f"06-{arm}", "06_classic_baselines", "classic", dict(arm=arm), classic.resolve_classic(arm, profile, seed))
     # The notebooks' noise runs (noise.method_noise): the reference settings again with the other seeds, all
-    # taught by the seed-0 teacher. 02: each network; 03-07: the reference arms (N = 2 shared by 03, 04, 06, 07).
+    # taught by the seed-0 teacher. 02: each network (config.NOISE's main_seeds); 03-07: the reference arms (N = 2
+    # shared by 03, 04, 06, 07; its seeds).
     students_03 = parameter("03_ablation_losses", "students")
     students_05 = parameter("05_ablation_sparsity", "students")
-    every = dict.fromkeys(n for a in [SUBJECT["arch"], *PAPER_TARGETS] for n in noise_seeds(profile, a))
+    every = dict.fromkeys([*noise_seeds(profile, SUBJECT["arch"]),
+                           *(n for a in PAPER_TARGETS for n in noise_seeds(profile, a, main=True))])
     for n in (x for x in every if x != seed):
         for arch, target in PAPER_TARGETS.items():
-            if n not in noise_seeds(profile, arch):
+            if n not in noise_seeds(profile, arch, main=True):
                 continue
             s = dict(arch=arch, target=target, seed=n, students=students_02)
             add(f"02-noise-{arch}-s{n}", "02_method", "noise", s,

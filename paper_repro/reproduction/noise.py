@@ -23,9 +23,10 @@ from ..train import train_baseline
 from .verdicts import K_SIGMA
 
 
-def noise_seeds(profile: str, arch: str | None = None) -> tuple[int, ...]:
-    """The profile's seeds for `arch` (config.NOISE; None: those of any network not named there)."""
-    return tuple(profile_settings("noise", profile, arch)["seeds"])
+def noise_seeds(profile: str, arch: str | None = None, main: bool = False) -> tuple[int, ...]:
+    """The profile's seeds for `arch` (config.NOISE; None: those of any network not named there): those of the
+    ablations' reference arm, or with `main` those of notebook 02's main-table rows."""
+    return tuple(profile_settings("noise", profile, arch)["main_seeds" if main else "seeds"])
 
 
 @dataclass
@@ -81,12 +82,12 @@ def from_values(accs: list[float], seeds, n_images: int, device: str | None = No
 
 
 def method_noise(arch: str, target: str, profile: str, seeds=None, device: str = "auto", first=None,
-                 metric: str = "pruned_acc", **overrides) -> Noise:
+                 metric: str = "pruned_acc", main: bool = False, **overrides) -> Noise:
     """σ of `metric` (a summary field, an accuracy) of prune_train(arch, target, profile, seed, **overrides) over
-    `seeds` (default: the profile's). Every seed is taught by one teacher: `first`'s (a MethodRun the caller
+    `seeds` (default: the profile's, `main`: those of 02's main-table rows, `noise_seeds`). Every seed is taught by one teacher: `first`'s (a MethodRun the caller
     already has, reused for its own seed), else the profile's seed-0 baseline. Runs are cached like any other,
     so only the seeds not run before cost anything."""
-    seeds = tuple(noise_seeds(profile, arch) if seeds is None else seeds)
+    seeds = tuple(noise_seeds(profile, arch, main) if seeds is None else seeds)
     if not seeds:
         raise ValueError("seeds: at least one seed")
     have = {} if first is None else {first.config["seed"]: first}
