@@ -396,9 +396,11 @@ def save_epoch(state_path: Path, state: dict, **tables) -> None:
 
 
 def metrics_csv(rows: list[dict]) -> str:
+    """Rows as CSV; the columns are every key of any row, in first-seen order (e.g. a peer's sparse epochs, then its
+    fine-tuning epochs with a `phase` and other fields), blank where a row has none."""
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
     return buf.getvalue()

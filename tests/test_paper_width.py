@@ -61,6 +61,23 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
     assert set(c[c["lr_decay"]]["epoch"]) == {1}  # a 2-epoch run's milestones, made distinct: 1 and 2
 
 
+def test_a_peer_resumed_after_its_sparse_epochs_publishes_every_epoch(store):
+    """A peer-tp run whose sparse epochs trained on another machine has no local metrics.csv (only its state is
+    carried): publishing writes its metrics from the run, the sparse epochs and the fine-tuning ones."""
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["method-s0", "peer-tp"], "smoke", **KW)
+    run = P.runs("smoke")["peer-tp"]
+    d = run.folder("smoke")
+    published = (d / "metrics.csv").read_text()
+    for f in list(d.iterdir()):  # as if never published, and the local run folder without its metrics.csv
+        f.unlink()
+    (run.run_dir("smoke") / "metrics.csv").unlink()
+    assert P.train_runs(["peer-tp"], "smoke", **KW)[0]["status"] == "finished"
+    rows = (d / "metrics.csv").read_text()
+    assert rows == published and len(rows.splitlines()) == 1 + 1 + 1  # header, 1 sparse + 1 fine-tuning epoch
+    assert "phase" in rows.splitlines()[0]
+
+
 def test_controls_sit_at_the_target_and_load_without_our_training_code(store):
     T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
     P.train_runs(["control-distill", "control-scratch"], "smoke", **KW)

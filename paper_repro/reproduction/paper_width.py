@@ -325,6 +325,9 @@ def _train_peer_tp(run: Run, profile: str, teacher, left, common: dict, max_epoc
     if not r.summary:
         total = r.config["epochs"] + r.config["finetune_epochs"]
         return _unfinished(run, profile, _epochs_done(run, profile), total)
+    # Every epoch, sparse and fine-tuning, from the run itself: the folder's metrics.csv holds only the sparse epochs
+    # trained on this machine (a run resumed elsewhere after them has none).
+    write_text(run.run_dir(profile) / "metrics.csv", metrics_csv(r.metrics))
     return _publish(run, profile, r.summary, r.summary["train_seconds"])
 
 

@@ -319,13 +319,16 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     if not metrics or metrics[-1]["epoch"] < cfg["epochs"]:  # stopped early (max_epochs_now): resume later
         return PeerRun(cfg, model.eval(), {}, metrics, rdir, False)
     left = None if time_budget_s is None else time_budget_s - sum(m["epoch_seconds"] for m in metrics[start:])
-    summary, model = _prune_and_measure(cfg, tgt, run, model, pruner, t_model, train_b, shard_b, test_b, cost_model,
-                                        dev, baseline_acc, ds, seconds, metrics, reg, left, progress)
-    return PeerRun(cfg, model, summary, metrics, rdir, False)
+    summary, model, metrics = _prune_and_measure(cfg, tgt, run, model, pruner, t_model, train_b, shard_b, test_b,
+                                                 cost_model, dev, baseline_acc, ds, seconds, metrics, reg, left,
+                                                 progress)
+    return PeerRun(cfg, model, summary, metrics, rdir, False)  # every epoch: sparse, then fine-tuning
 
 
 def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b, shard_b, test_b, cost_model, dev,
                        baseline_acc, ds, seconds, metrics, reg, time_budget_s=None, progress: bool = False):
+    """Cut the sparse-trained model to the target, fine-tune it (TP's recipe), measure: (summary, model, every
+    epoch's metrics, the sparse ones then the fine-tuning ones); the summary is {} while the budget stopped it."""
     b, key, rdir = cfg["baseline"], run.key, run.path
     before = count(t_model)
     _, acc_trained = evaluate(model, test_b, dev)
@@ -357,7 +360,7 @@ def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b
                                       time_budget_s=time_budget_s, progress=progress,
                                       desc=f"{b['arch']} TP fine-tune")
         if len(ft) < cfg["finetune_epochs"]:  # stopped by the budget: the next call resumes the fine-tuning
-            return {}, model.eval()
+            return {}, model.eval(), metrics
         seconds += ft_seconds
         metrics = metrics + ft
         model = model.eval()
@@ -391,7 +394,7 @@ def _prune_and_measure(cfg, tgt, run: RunFolder, model, pruner, t_model, train_b
                            metrics=metrics)
     run.write_summary(summary)
     DI.barrier()  # torchrun: the run is finished for every rank once rank 0 has written it
-    return summary, model
+    return summary, model, metrics
 
 
 def peer_row(arm: str, run: PeerRun) -> dict:
