@@ -90,13 +90,17 @@ PROFILE_CLASSIC = {"smoke": dict(), "cpu": dict(slim_lambda=5e-4), "paper": dict
 
 # [chosen] Per-profile budget of one ablation arm (03-07; overrides of the method/students' settings).
 ABLATION_BUDGET = {
-    "smoke": dict(train_subset=256, epochs=1, lambda_max=0.3),  # strong enough that smoke arms do prune
+    "smoke": dict(train_subset=256, epochs=1, lambda_max=0.3,  # strong enough that smoke arms do prune
+                  measure_curve=False, measure_trained=False),
     # 3,000 of the 50,000 training images, 3 epochs (as notebook 02: two with the penalty, one to recover), so
     # that the ~25 trainings of 03-07 fit beside 01, 02 and 08 in `make reproduce` on 2 cores. λ_max 0.1 (2x
     # notebook 02's): at 0.05 a 4,000-image budget stopped at 58.9% of the 60% FLOPs target after the penalty
     # epochs, and arms compare better at (nearly) the same ratio. 05 sweeps λ_max around it. The LR is the
     # students' (resnet56: 0.0005; on this budget 0.0005 agreed with the teacher more than 0.001, 0.002, 0.01).
-    "cpu": dict(train_subset=3000, epochs=3, lambda_max=0.1),
+    # No per-epoch curve and no accuracy of the unpruned students (method.MEASURES): the ablation tables read only
+    # the pruned students, and the two evaluations took ~27 s of a profiled 116-s two-student arm (estimated ~420
+    # lane-s of `make reproduce`).
+    "cpu": dict(train_subset=3000, epochs=3, lambda_max=0.1, measure_curve=False, measure_trained=False),
     "paper": dict(),  # the full recipe (200 epochs, 50,000 images): GPU-days for every arm
 }
 

@@ -60,7 +60,15 @@ METHOD = dict(
     # the batch's images and T is run on each view; "shared": one view for all.
     student_views="own",
 )
+# What a run measures besides its pruned students' test accuracy [chosen]: each student's accuracy on the curve
+# subset after every epoch (the training-dynamics figures), and each trained student's accuracy on every test image
+# before removal (02's exactness table). Both on unless a caller turns them off (the ablation arms,
+# config.ABLATION_BUDGET: their tables read neither, and the two cost about a fifth of an arm); a setting left on is
+# absent from the settings, so every earlier run keeps its cache key.
+MEASURES = ("measure_curve", "measure_trained")
 SELECT_RULES = ("teacher_agreement",)
+
+
 def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **overrides) -> dict:
     """Flat method settings (+ the teacher's resolved baseline settings under 'baseline'). `compile` (an
     execution setting, `config.EXECUTION`) is recorded with them and left out of the run's cache key."""
@@ -69,7 +77,13 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(METHOD, compile=EXECUTION["compile"], **profile_settings("method", profile, arch))
-    check_known(overrides, set(cfg) | base_keys | {"student_widths"})
+    check_known(overrides, set(cfg) | base_keys | {"student_widths", *MEASURES})
+    for k in MEASURES:
+        if overrides.get(k) is not None:
+            if not isinstance(overrides[k], bool):
+                raise ValueError(f"{k}: must be True or False, got {overrides[k]!r}")
+            if not overrides[k]:
+                cfg[k] = False
     cfg.update({k: v for k, v in overrides.items() if k in cfg and v is not None})
     if overrides.get("student_widths") is not None:  # absent otherwise: every other run's cache key stays as it was
         w = overrides["student_widths"]
@@ -295,7 +309,8 @@ class Method:
 
     def end_epoch(self, epoch: int, curve_b, epoch_seconds: float) -> tuple[list[dict], list[dict]]:
         """After the epoch's LR step: re-solve every student's allocation from its alive channels. Returns
-        (one metrics row per student, with its accuracy on `curve_b`; student 0's channel scores)."""
+        (one metrics row per student, with its accuracy on `curve_b` unless `measure_curve` is off; student 0's
+        channel scores)."""
         if self.cfg["selection"] == "fixed":
             self.fixed = self.selected
         # torchrun: gradients are averaged before the scores, so every rank must hold the same selection and
@@ -313,11 +328,12 @@ class Method:
         for i, s in enumerate(self.students):
             alive = self.alive(i)
             p_alive, f_alive = self.cost_model.cost(alive)
-            _, acc = evaluate(s, curve_b, dev)
+            acc = evaluate(s, curve_b, dev)[1] if self.cfg.get("measure_curve", True) else None
             self.allocs[i] = allocate(self.cost_model, alive, self.target)
             rows.append(dict(epoch=epoch + 1, student=i, lr=self.lr, lambda_=self.lam, theta=self.theta,
                              **{f"loss_{k}": float(v) / self.n_steps for k, v in self.sums[i].items()},
-                             curve_acc=acc, curve_images=len(curve_b.split.y), params_pruned=1 - p_alive / p_full,
+                             curve_acc=acc, curve_images=len(curve_b.split.y) if acc is not None else 0,
+                             params_pruned=1 - p_alive / p_full,
                              flops_pruned=1 - f_alive / f_full, alloc_scale=self.allocs[i].scale,
                              alloc_ratio=self.allocs[i].ratio, alive_widths="|".join(map(str, alive)),
                              epoch_seconds=epoch_seconds))
@@ -416,7 +432,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         rows, scores = method.end_epoch(epoch, data.curve, dt)
         metrics += rows
         scores_log += scores
-        bar.set_postfix(acc=f"{metrics[-1]['curve_acc']:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
+        curve = metrics[-1]["curve_acc"]
+        bar.set_postfix(acc="—" if curve is None else f"{curve:.3f}", flops_pruned=f"{metrics[-1]['flops_pruned']:.2f}")
         run.save_epoch(dict(arch=arch, config_key=key, epoch=epoch + 1, **method.state_dict(), metrics=metrics,
                             scores=scores_log, seconds=seconds), metrics=metrics, scores=scores_log)
     method.close()
@@ -519,7 +536,7 @@ def _finish(method: Method, run: RunFolder, data: RunBatches, dev, teacher_recor
             continue
         diff = logit_gap(pruned, masked, held)
         diff_trained = logit_gap(pruned, s, held)
-        _, acc_trained = evaluate(s, test_b, dev)
+        acc_trained = evaluate(s, test_b, dev)[1] if cfg.get("measure_trained", True) else None
         if cfg["finetune_epochs"]:
             pruned = finetune(pruned, teacher, cfg, train_b, dev)
         _, acc_pruned = evaluate(pruned, test_b, dev)

@@ -168,3 +168,19 @@ def test_heldout_images_are_outside_the_training_subset():
     assert outside and len(held.y) == 30 and not used & set(held.y.tolist())
     held, outside = D.heldout(split, None, 30, seed=3)  # every image trains: drawn from them, and said so
     assert not outside and len(held.y) == 30
+
+
+def test_measures_turned_off_skip_their_evaluations_and_left_on_keep_every_key(tmp_path):
+    """method.MEASURES: off (the ablation arms), no per-epoch curve and no accuracy of the unpruned students, the
+    pruned ones still measured; left on, absent from the settings, so every earlier run keeps its cache key."""
+    on = M.resolve_method("resnet20", "flops=0.5", "smoke", 0, measure_curve=True)
+    assert not set(M.MEASURES) & set(on)
+    assert M.run_key(on) == M.run_key(M.resolve_method("resnet20", "flops=0.5", "smoke", 0))
+    with pytest.raises(ValueError, match="measure_curve: must be True or False"):
+        M.resolve_method("resnet20", "flops=0.5", "smoke", 0, measure_curve="no")
+    r = M.prune_train("resnet20", "flops=0.5", out=tmp_path / "run", lambda_max=0.5, measure_curve=False,
+                      measure_trained=False, **KW)
+    assert r.config["measure_curve"] is False and r.config["measure_trained"] is False
+    assert all(m["curve_acc"] is None and m["curve_images"] == 0 for m in r.metrics)
+    per = r.summary["per_student"]
+    assert all(p["acc_trained"] is None and 0 <= p["acc_pruned"] <= 1 for p in per)
