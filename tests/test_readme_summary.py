@@ -37,7 +37,7 @@ def test_summary_shows_headline_verdicts_counts_the_others_and_the_time(results)
     assert "[the executed index](notebooks/executed/cpu/00_index.ipynb)" in text
     claims, checks = text.split("Checks of the runs themselves")
     assert "claim resnet56_flops_pruned" in checks and "claim resnet56_flops_pruned" not in claims  # a target reached
-    assert "| met |" in checks and "1 of the 1 checks" in claims and "the paper's 1 headline accuracy claims" in claims
+    assert "| met |" in checks and "1 of the 1 checks" in claims and "the paper's 1 headline claims (1 of accuracy kept)" in claims
     assert "**GPU evidence:** none" in text  # no paper_recipe_gpu_runs.csv in these results
 
 
@@ -87,11 +87,19 @@ def test_paper_width_rows_come_first_and_apart_from_the_reduced_budget(results):
                        epochs=3, train_images=10000)]).to_csv(results / "main_table.csv", index=False)
     text = R.readme_summary(results)
     wide_part, reduced = text.split("**At the reduced budget** (")
-    assert "**At the paper's width** (networks at width 1 (resnet56); students trained 15 epochs on 50,000" in wide_part
-    assert "comes out 1 inconclusive (within noise); 0 of the 2 checks of its runs are met" in wide_part
+    assert "**At the paper's width** (networks at width 1.0 (resnet56); students trained 15 epochs on 50,000" in wide_part
+    assert "come out 1 inconclusive (within noise); 0 of the 2 checks of its runs are met" in wide_part
     assert "| claim resnet56_w1_beats_uniform_scratch |" in wide_part and "| claim a |" not in wide_part
     assert reduced.startswith("networks at width 0.5 (resnet56); students trained 3 epochs on 10,000")
-    assert "the paper's 1 headline accuracy claims come out 1 contradicted; 1 of the 1 checks" in reduced
+    assert "the paper's 1 headline claims (1 of accuracy kept) come out 1 contradicted; 1 of the 1 checks" in reduced
     assert "The 3 other questions" in reduced and "resnet56_w1" not in reduced  # its checks are in its own block
     assert "| claim resnet56_w1_flops_pruned | Δ accuracy, points: +59.90 | missed |" in wide_part.split("Its checks")[1]
     assert R.is_paper_width("resnet56_w1_accuracy_kept") and not R.is_paper_width("resnet56_w10_x")
+
+
+def test_the_claim_count_says_which_of_the_papers_numbers_the_rows_test():
+    rows = pd.DataFrame({"claim_id": ["vgg_small_accuracy_kept", "vgg_small_other_ratio_as_paper",
+                                      "resnet56_accuracy_kept"]})
+    assert R._claim_words(rows) == "claims (2 of accuracy kept, 1 of the other pruned ratio it reports)"
+    assert R._claim_words(rows.iloc[:1]) == "claims (1 of accuracy kept)"
+    assert [R._width(w) for w in (0.25, 0.5, 1, 1.0)] == ["0.25", "0.5", "1.0", "1.0"]

@@ -1,4 +1,6 @@
 """Where tables and figures go: `reproduce` writes the committed folders, a notebook run by hand writes build/."""
+import json
+
 import pandas as pd
 
 import paper_repro.reproduction.outputs as R
@@ -83,3 +85,5 @@ def test_the_markdown_states_a_shared_stamp_once_and_keeps_what_varies(monkeypat
     assert "| a | 91.23% | — | cpu:1threads |" in md and "| b | — | — | cpu:2threads |" in md
     back = pd.read_csv(out)
     assert {"profile", "commit", "device"} <= set(back.columns)  # the CSV keeps every provenance column
+    indexed = json.loads(R.manifest_path("cpu").read_text())["t.csv"]["stamp"]
+    assert indexed["device"] == "varies by row" and indexed["seed"] == 0  # the results index says what the header says

@@ -103,12 +103,18 @@ def _budget_words(res_dir: Path, paper_width: bool = False) -> str:
         return ""
     if ours.empty or "width" not in ours:
         return ""
-    widths = ", ".join(f"{r.width:g} ({r.network})" for r in ours.itertuples())
+    widths = ", ".join(f"{_width(r.width)} ({r.network})" for r in ours.itertuples())
     epochs = sorted({int(e) for e in ours["epochs"]})
     images = sorted({str(i) for i in ours["train_images"]})
     images = ", ".join(i if not i.replace(".0", "").isdigit() else f"{int(float(i)):,}" for i in images)
     return (f"networks at width {widths}; students trained {', '.join(map(str, epochs))} epochs on {images} training "
             f"images (the paper: width 1.0, 200 epochs on all 50,000)")
+
+
+def _width(width) -> str:
+    """'0.25', '0.5', '1.0': a width multiplier as the paper writes it."""
+    w = float(width)
+    return f"{w:.1f}" if w == round(w, 1) else f"{w:g}"
 
 
 def _gpu_words(res_dir: Path) -> str:
@@ -156,8 +162,8 @@ def readme_summary(res_dir: Path) -> str:
     if len(wide_claims):  # the runs that can speak to the paper come first, with their controls, peers, fine-tuning
         words = _budget_words(res_dir, paper_width=True) or "the committed paper-width runs"
         paper_claims = wide_claims[wide_claims["source"].astype(str).str.startswith("paper")]
-        lines[-1] += (f"**At the paper's width** ({words}; `make paper-width`), the paper's accuracy claim comes out "
-                      f"{counted(paper_claims)}; {met(wide_checks)} of the {len(wide_checks)} checks of its runs are "
+        lines[-1] += (f"**At the paper's width** ({words}; `make paper-width`), the paper's {len(paper_claims)} "
+                      f"{_claim_words(paper_claims)} come out {counted(paper_claims)}; {met(wide_checks)} of the {len(wide_checks)} checks of its runs are "
                       "met. With its controls, peers and fine-tuning test:")
         lines += ["", "| question | measured | verdict |", "|---|---|---|"]
         lines += [f"| {r.claim} | {r.measured}: {shown_value(r)} | **{r.verdict}** |"
@@ -166,7 +172,7 @@ def readme_summary(res_dir: Path) -> str:
         lines += ["", f"**At the reduced budget** ({budget or profile + ' profile'}), "]
     else:
         lines[-1] += f"At this profile ({budget}), " if budget else "At this profile, "
-    lines[-1] += (f"the paper's {len(head)} headline accuracy claims come out {counted(head)}; "
+    lines[-1] += (f"the paper's {len(head)} headline {_claim_words(head)} come out {counted(head)}; "
                   f"{met(reduced_checks)} of the {len(reduced_checks)} checks of the runs themselves (teachers at "
                   "their goal, runs at their pruning target) are met. A verdict here says what the method does at "
                   "this budget, not at the paper's.")
@@ -188,6 +194,17 @@ def readme_summary(res_dir: Path) -> str:
         lines += ["", "Time of `make reproduce` on this profile (venv and data in place): "
                   + "; ".join(f"{k} {times[k]}" for k in ("cold", "cached") if k in times) + "."]
     return "\n".join(lines)
+
+
+def _claim_words(rows) -> str:
+    """'claims (3 of accuracy kept, 2 of the other pruned ratio it reports)': which of the paper's numbers the rows
+    test (the ratio rows are measured values set against the paper's, claims.other_ratio rows)."""
+    ids = rows["claim_id"].astype(str)
+    ratio = int(ids.str.contains("_other_ratio").sum())
+    kept = len(rows) - ratio
+    parts = [f"{kept} of accuracy kept"] if kept else []
+    parts += [f"{ratio} of the other pruned ratio it reports"] if ratio else []
+    return f"claims ({', '.join(parts)})"
 
 
 def _check_table(checks) -> list[str]:

@@ -106,7 +106,7 @@ def write_table(df: pd.DataFrame, name: str, profile: str, stamp: dict, title: s
     if notes:
         lines += ["", notes]
     write_text(res_dir / f"{name}.md", "\n".join(lines) + "\n")
-    _record(profile, f"{name}.csv", "table", title or name, stamp)
+    _record(profile, f"{name}.csv", "table", title or name, header)  # the index says what the header says
     return res_dir / f"{name}.csv"
 
 
