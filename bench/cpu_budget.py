@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
 os.environ.setdefault("PAPER_REPRO_PROGRESS", "0")
 import paper_repro.engine as E  # noqa: E402
+from paper_repro.mdtable import md_table  # noqa: E402
 from paper_repro.method import prune_train  # noqa: E402
 from paper_repro.provenance import device_name, git_commit  # noqa: E402
 
@@ -62,16 +63,17 @@ def table() -> str:
     """Every record of cpu_budget.jsonl as Markdown, grouped by network and budget (main: 10,000 images)."""
     rows = [json.loads(line) for line in OUT.read_text().splitlines() if line.strip()]
     rows.sort(key=lambda r: (r["arch"], r["train_images"], r["epochs"], -r["overrides"].get("lr", 0.05)))
-    out = ["| network, target | images × epochs, λ_max | student lr | Δ vs teacher (points) | pruned acc | "
-           "ratio reached | target met | teacher agreement (label-free) | train s |", "|---" * 9 + "|"]
+    header = ["network, target", "images × epochs, λ_max", "student lr", "Δ vs teacher (points)", "pruned acc",
+              "ratio reached", "target met", "teacher agreement (label-free)", "train s"]
+    out = []
     for r in rows:
         ratio = r["flops_pruned"] if r["target"].startswith("flops") else r["params_pruned"]
         agree = r.get("select_teacher_agreement")
-        out.append(f"| {r['arch']} {r['target']} | {r['train_images']:,} × {r['epochs']}, {r['lambda_max']:g} | "
-                   f"{r['overrides'].get('lr', 0.05):g} | {r['delta_points']:+.2f} | {100 * r['pruned_acc']:.2f}% | "
-                   f"{100 * ratio:.2f}% | {'yes' if r['target_met'] else 'no'} | "
-                   f"{'—' if agree is None else f'{agree:.4f}'} | {r['train_s']} |")
-    return "\n".join(out)
+        out.append([f"{r['arch']} {r['target']}", f"{r['train_images']:,} × {r['epochs']}, {r['lambda_max']:g}",
+                    f"{r['overrides'].get('lr', 0.05):g}", f"{r['delta_points']:+.2f}",
+                    f"{100 * r['pruned_acc']:.2f}%", f"{100 * ratio:.2f}%", "yes" if r["target_met"] else "no",
+                    "—" if agree is None else f"{agree:.4f}", r["train_s"]])
+    return "\n".join(md_table(header, out))
 
 
 if __name__ == "__main__":

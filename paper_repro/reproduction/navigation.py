@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 
 from .. import engine
+from ..mdtable import md_table
 from ..provenance import ROOT
 from ..storage import write_text
 from .outputs import committed_dirs
@@ -184,17 +185,18 @@ def index_markdown(profile: str) -> str:
     for r in rows:
         own = "" if len(measured[r["kind"]]) == 1 else f" ({r['commit']})"
         times.setdefault(r["notebook"], {})[r["kind"]] = human_duration(float(r["seconds"])) + own
-    lines = [f"| notebook | what it answers | {head['cold']} | {head['cached']} |", "|---|---|---|---|"]
+    table = []
     for name in notebook_names():
         if name == INDEX:
             continue
         t = times.get(name, {})
-        lines.append(f"| [{name}]({name}.ipynb) | {title(name).split('·', 1)[-1].strip()} | {t.get('cold', '—')} | "
-                     f"{t.get('cached', '—')} |")
+        table.append([f"[{name}]({name}.ipynb)", title(name).split('·', 1)[-1].strip(), t.get('cold', '—'),
+                      t.get('cached', '—')])
     if TOTAL in times:
         t = times[TOTAL]
-        lines.append(f"| **all** | all of `make reproduce` (venv and data set up), wall time, as recorded before this "
-                     f"copy ran | {t.get('cold', '—')} | {t.get('cached', '—')} |")
+        table.append(["**all**", "all of `make reproduce` (venv and data set up), wall time, as recorded before this "
+                      "copy ran", t.get('cold', '—'), t.get('cached', '—')])
+    lines = md_table(["notebook", "what it answers", head["cold"], head["cached"]], table)
     lines += ["", "A notebook's cold time includes the seconds its runs took in `reproduce --lanes`, where the "
               "runs train first in parallel lanes (one thread each): the notebooks' cold times add up to lane time, "
               "about the number of lanes times the wall time in the last row, not to that wall time."]
@@ -206,11 +208,11 @@ def figures_markdown(profile: str) -> str:
     res, figs = committed_dirs(profile)
     path = res / "outputs.json"
     manifest = json.loads(path.read_text()) if path.exists() else {}
-    lines = ["| figure | notebook | caption |", "|---|---|---|"]
+    rows = []
     for file, m in sorted(manifest.items(), key=lambda kv: (kv[1]["notebook"], kv[0])):
         if m["kind"] != "figure":
             continue
         rel = Path("..") / (figs / file).relative_to(ROOT)  # from notebooks/
-        lines.append(f"| [{Path(file).stem}]({rel.as_posix()}) ([pdf]({rel.with_suffix('.pdf').as_posix()})) | "
-                     f"{m['notebook']} | {m.get('caption', '')} |")
-    return "\n".join(lines)
+        rows.append([f"[{Path(file).stem}]({rel.as_posix()}) ([pdf]({rel.with_suffix('.pdf').as_posix()}))",
+                     m["notebook"], m.get("caption", "")])
+    return "\n".join(md_table(["figure", "notebook", "caption"], rows))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..mdtable import md_table
 from ..provenance import ROOT, stamp_line
 from ..storage import atomic_write, write_json, write_text
 from .reading import FRACTION_COLUMNS, percent
@@ -98,9 +99,7 @@ def write_table(df: pd.DataFrame, name: str, profile: str, stamp: dict, title: s
     if published is not None and any(published):
         lines[-1:] = ["", "Rows of published numbers (others' reports, with their sources) carry no stamp of ours.",
                       ""]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(v, c) for c, v in zip(cols, row)) + " |"
-              for row in df[cols].itertuples(index=False)]
+    lines += md_table(cols, ([_fmt(v, c) for c, v in zip(cols, row)] for row in df[cols].itertuples(index=False)))
     lines += ["", f"Fractions are shown in percent; {MISSING}: not measured. The CSV beside this file holds every "
               "value unrounded, with the provenance columns on each row."]
     if notes:
