@@ -138,10 +138,24 @@ def test_ablation_figure_draws_the_noise_bars():
     assert widths == pytest.approx([2 * noise.spread] * 2)
 
 
+def per_image_like(base, lose: int, gain: int):
+    """A correctness vector of the same images as `base`: `lose` of its correct images wrong, `gain` of its wrong
+    ones right (the first ones of each), so that the paired difference to `base` is (gain − lose)/n."""
+    import numpy as np
+
+    out = np.array(base, dtype=bool)
+    out[np.flatnonzero(out)[:lose]] = False
+    out[np.flatnonzero(~np.asarray(base, dtype=bool))[:gain]] = True
+    return out
+
+
 def test_paper_width_verdicts_compare_only_finished_runs_at_the_same_ratio():
     """Notebook 02's paper-width block: the run's target and the teacher's goal are checks; the paper's other ratio
-    is a measured value; a control or peer is judged with √2σ, "not comparable" more than 1 point of FLOPs away, and
-    "not testable yet" (with how far it is) while it trains."""
+    is a measured value; accuracies are compared image by image (paired SE), "not comparable" more than 1 point of
+    FLOPs away, and "not testable yet" (with how far it is) while a run trains."""
+    import numpy as np
+
+    from paper_repro.paired import paired_difference
     from paper_repro.reproduction.tables import paper_width_table
 
     def rec(run, kind, seed=0, **s):
@@ -154,16 +168,24 @@ def test_paper_width_verdicts_compare_only_finished_runs_at_the_same_ratio():
         rec("peer-tp", "peer_tp", pruned_acc=0.9107, params_pruned=0.70, flops_pruned=0.6200),
         rec("peer-l1", "peer_l1", final_acc=0.8850, params_pruned=0.50, flops_pruned=0.5950),  # classic's field
         rec("finetune", "finetune", pruned_acc=0.8900, params_pruned=0.5268, flops_pruned=0.5990)], 0.8958)
-    noise = N.Noise(0.2, "seeds 0, 1")
-    got = {v.claim_id: v for v in C.paper_width_verdicts(table, noise, 0.8958, 0.925, "resnet56", "flops=0.6", "02")}
+    teacher = np.arange(10_000) < 8958
+    method = per_image_like(teacher, 150, 99)  # 89.07%: −0.51 points, 249 images discordant
+    per_image = {"teacher": teacher, "method-s0": method, "control-scratch": per_image_like(method, 250, 50),
+                 "peer-tp": per_image_like(method, 0, 200), "peer-l1": per_image_like(method, 100, 43),
+                 "finetune": per_image_like(method, 100, 93)}
+    got = {v.claim_id: v for v in C.paper_width_verdicts(table, per_image, 0.8958, 0.925, "resnet56", "flops=0.6",
+                                                         "02")}
     assert got["teacher_converged_resnet56_w1"].verdict == V.CONTRADICTED  # 89.58 < 92.5
     assert got["resnet56_w1_flops_pruned"].verdict == V.CONTRADICTED  # 59.90 < 60: exact, σ = 0
     assert got["resnet56_w1_other_ratio_as_paper"].value == pytest.approx(0.93)  # |52.68 − 53.61|
     assert got["resnet56_w1_other_ratio_as_paper"].verdict == V.SUPPORTED
-    assert got["resnet56_w1_accuracy_kept"].verdict == V.SUPPORTED  # −0.51 ± 0.4 above −1
+    kept = got["resnet56_w1_accuracy_kept"]  # the paired difference to its own teacher
+    assert kept.value == pytest.approx(-0.51)
+    assert kept.noise == pytest.approx(paired_difference(method, teacher).se_points)
+    assert kept.verdict == V.SUPPORTED and "paired on 10,000 test images" in kept.noise_source
     scratch = got["resnet56_w1_beats_uniform_scratch"]
-    assert scratch.value == pytest.approx(2.0) and scratch.noise == pytest.approx(math.sqrt(2) * 0.2)
-    assert scratch.verdict == V.SUPPORTED
+    assert scratch.value == pytest.approx(2.0) and scratch.verdict == V.SUPPORTED
+    assert "seed 0: +2.00 ± 0.17, McNemar p" in scratch.noise_source  # √300 / 100 points
     pending = got["resnet56_w1_beats_uniform_distilled"]
     assert pending.verdict == V.NOT_YET and pending.value is None
     assert "control-distill epoch 3 of 15" in pending.measured
@@ -171,4 +193,41 @@ def test_paper_width_verdicts_compare_only_finished_runs_at_the_same_ratio():
         V.sentence(pending, "cpu")
     assert got["resnet56_w1_matches_peer_tp"].verdict == V.NOT_COMPARABLE  # 62.00% vs 59.90%
     assert got["resnet56_w1_matches_peer_l1"].verdict == V.SUPPORTED  # +0.57 ≥ −1
-    assert got["resnet56_w1_finetune_adds"].verdict == V.INCONCLUSIVE  # −0.07 inside ±0.4
+    assert got["resnet56_w1_finetune_adds"].value == pytest.approx(-0.07)
+    assert got["resnet56_w1_finetune_adds"].verdict == V.INCONCLUSIVE  # −0.07 ± 2 × 0.14: 193 images discordant
+    with pytest.raises(ValueError, match="no per-image record of the finished run 'peer-l1'"):
+        C.paper_width_verdicts(table, {k: v for k, v in per_image.items() if k != "peer-l1"}, 0.8958, 0.925,
+                               "resnet56", "flops=0.6", "02")
+
+
+def test_paper_width_verdicts_average_the_method_seeds():
+    """Two finished method seeds: the value is the mean of their paired differences, σ the combined SE
+    (paired.combine_seeds), and the source gives each seed's own difference and processor."""
+    import numpy as np
+
+    from paper_repro.paired import combine_seeds
+    from paper_repro.reproduction.tables import paper_width_table
+
+    def rec(run, kind, seed=0, procs="AMD EPYC", **s):
+        return dict(run=run, kind=kind, seed=seed, state="finished", summary=s,
+                    config=dict(baseline=dict(train_subset=50_000)), chunks=[dict(processor=procs, device=None,
+                                                                                 epochs=[1, 15])])
+    runs = [rec("method-s0", "method", pruned_acc=0.8907, flops_pruned=0.599, params_pruned=0.5268),
+            rec("method-s1", "method", 1, "Intel Xeon", pruned_acc=0.8933, flops_pruned=0.5987)]
+    runs += [rec(n, k, pruned_acc=0.88, flops_pruned=0.6) for n, k in (
+        ("control-distill", "control_distill"), ("control-scratch", "control_scratch"), ("peer-tp", "peer_tp"),
+        ("finetune", "finetune"))] + [rec("peer-l1", "peer_l1", final_acc=0.8836, flops_pruned=0.5994)]
+    table = paper_width_table(runs, 0.8958)
+    teacher = np.arange(10_000) < 8958
+    s0, s1 = per_image_like(teacher, 297, 246), per_image_like(teacher, 304, 279)
+    other = per_image_like(teacher, 300, 178)
+    per_image = dict(teacher=teacher, **{"method-s0": s0, "method-s1": s1}, **{r["run"]: other for r in runs[2:]})
+    got = {v.claim_id: v for v in C.paper_width_verdicts(table, per_image, 0.8958, None, "resnet56", "flops=0.6",
+                                                         "02")}
+    kept = got["resnet56_w1_accuracy_kept"]
+    want = combine_seeds({0: (s0, teacher), 1: (s1, teacher)})
+    assert kept.value == pytest.approx((-0.51 - 0.25) / 2) and kept.noise == pytest.approx(want.se_points)
+    assert "mean over seeds 0, 1" in kept.measured
+    assert "seed 0 (AMD EPYC): -0.51 ± 0.23" in kept.noise_source
+    assert "seed 1 (Intel Xeon): -0.25 ± 0.24" in kept.noise_source
+    assert "σ covers the test images and the spread of the seeds" in kept.noise_source

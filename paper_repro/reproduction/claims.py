@@ -9,12 +9,16 @@ Readings of the paper's words [chosen], stated in each claim's text:
 - "X beats Y" (ablations): acc(X) − acc(Y) > 0, with the noise of a difference of two runs (√2·σ);
 - "matches" (label-free vs labelled, ours vs a peer or a classic pipeline): loses at most LOSSLESS_PTS;
 - a pruned ratio is exact (σ = 0) and is judged against the paper's number.
+Where every network compared has its per-image correctness (the paper-width study), a comparison is paired image
+by image instead (`paired_verdict_noise`, paper_repro/paired.py): a one-network claim ("loses at most 1 point")
+is its paired difference to its own teacher.
 Accuracies are the selected student's (chosen without test labels, `select_student`).
 """
 from __future__ import annotations
 
 import math
 
+from ..paired import combine_seeds
 from .noise import Noise
 from .tables import reference_rows
 from .verdicts import RATIO_TOLERANCE_PTS, Verdict, difference_noise, verdict
@@ -262,18 +266,35 @@ def deployment_verdicts(latency, notebook: str, figure: str = "deployment_speedu
     return out
 
 
-def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, teacher_goal: float | None,
+def paired_verdict_noise(pairs: dict, processors: dict | None = None) -> tuple[float, float, str]:
+    """(value, σ, noise_source) of a comparison of networks scored on the same test images: `pairs` {seed: (a, b)},
+    a's network of that seed against b, as correctness vectors (paired.combine_seeds). The value is the mean over
+    seeds of the paired differences (points), σ its standard error; the source says what σ covers and gives each
+    seed's paired difference ± its SE, its McNemar p and (`processors` {seed: words}) where it trained."""
+    c = combine_seeds(pairs)
+    where = processors or {}
+    each = "; ".join(f"seed {s}{f' ({where[s]})' if where.get(s) else ''}: {p.describe()}, McNemar p "
+                     f"{p.p_mcnemar:.2g}" for s, p in c.per_seed.items())
+    n = next(iter(c.per_seed.values())).n_images
+    covers = ("the test images and the spread of the seeds (images {:.2f}, seeds {:.2f})".format(
+        c.image_se_points, c.seed_se_points) if len(pairs) > 1 else "the test images (one seed)")
+    return c.points, c.se_points, f"paired on {n:,} test images; σ covers {covers}; {each}"
+
+
+def paper_width_verdicts(table, per_image: dict, teacher_acc: float | None, teacher_goal: float | None,
                          arch: str, target: str, notebook: str, figure: str = "") -> list[Verdict]:
     """02, the paper-width runs (`tables.paper_width_table`): the teacher at its goal and the method at its target
     (checks of the runs), the paper's accuracy claim at the paper's width, and the questions the controls, the peers
-    and the fine-tuning test answer. `noise`: σ of the method's accuracy over its finished seeds (None: none
-    finished). A run that has not finished makes its rows "not testable yet", and their measured text says how far
-    it is."""
+    and the fine-tuning test answer. `per_image`: {run: correctness on every test image} of the finished runs and
+    of the teacher ("teacher"), paper_width.load_study_per_image. Every accuracy comparison is paired image by
+    image (`paired_verdict_noise`): the value is the mean over the method's finished seeds of the paired
+    differences, σ its standard error; the fine-tuning test has one seed (it starts from the first). A run that has
+    not finished makes its rows "not testable yet", and their measured text says how far it is."""
     tag = f"{arch}_w1"
     rows = {r["run"]: r for r in table.to_dict("records")}
-    method = rows[next(n for n in rows if n.startswith("method-"))]
-    sd = 0.0 if noise is None else noise.sd_points
-    src = "" if noise is None else noise.source
+    methods = [n for n in rows if n.startswith("method-")]
+    method = rows[methods[0]]
+    seeds = {int(rows[n]["seed"]): n for n in methods if rows[n]["state"] == "finished"}  # the finished seeds
     kind, ratio = target.split("=")
 
     def state(*names) -> str:
@@ -284,6 +305,23 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
         v = rows[name][col]
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else _pts(v)
 
+    def correct(name):
+        if name not in per_image:
+            raise ValueError(f"per_image: no per-image record of the finished run {name!r} "
+                             "(paper_width.load_study_per_image)")
+        return per_image[name]
+
+    def finished(name) -> bool:
+        return teacher_acc is not None if name == "teacher" else rows[name]["state"] == "finished"
+
+    def paired(pairs: dict) -> tuple:
+        """(value, σ, source) of {seed: (a, b)} run names, or (None, 0, "") when one of them has not finished."""
+        if not pairs or not all(finished(n) for p in pairs.values() for n in p):
+            return None, 0.0, ""
+        return paired_verdict_noise({s: (correct(a), correct(b)) for s, (a, b) in pairs.items()},
+                                    {s: rows[a].get("processors") for s, (a, _) in pairs.items() if a in rows})
+
+    mean = f"mean over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f"seed {next(iter(seeds), 0)}"
     out = []
     if teacher_goal is not None:
         out.append(verdict(f"teacher_converged_{tag}", f"The {arch} teacher at the paper's width is trained (≥ "
@@ -295,29 +333,26 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
                        "pruned (the paper reports 60.33%)", PAPER, f"{kind} pruned, %{state(method['run'])}",
                        pts(method["run"], f"{kind}_pruned"), 100 * float(ratio), ">=", 0.0, notebook, figure,
                        unfinished=bool(state(method["run"]))))
-    delta = None if method["delta_acc"] is None or (isinstance(method["delta_acc"], float)
-                                                    and math.isnan(method["delta_acc"])) else method["delta_acc"]
     other = other_ratio_verdict(f"{tag}_other_ratio_as_paper", arch, f"{arch} at the paper's width",
                                 None if method["state"] != "finished" else method, notebook, figure,
                                 state(method["run"]))
     out += [other] if other else []
+    kept = paired({s: (n, "teacher") for s, n in seeds.items()})
     out.append(verdict(f"{tag}_accuracy_kept", f"{arch} at the paper's width: almost no accuracy loss after pruning "
                        f"with no fine-tuning (read: loses at most {LOSSLESS_PTS:g} point)", PAPER,
-                       f"Δ accuracy vs teacher, points{state(method['run'])}", delta, -LOSSLESS_PTS, ">=", sd,
-                       notebook, figure, src, unfinished=bool(state(method["run"]))))
+                       f"Δ accuracy vs teacher, points, {mean}{state(method['run'])}", kept[0], -LOSSLESS_PTS, ">=",
+                       kept[1], notebook, figure, kept[2], unfinished=kept[0] is None))
 
-    def versus(claim_id, other, claim, source, threshold=0.0, direction=">", col="acc", noise_k=True):
-        a, b = pts(method["run"]), pts(other)
-        gap = None if a is None or b is None else a - b
-        fa, fb = pts(method["run"], f"{kind}_pruned"), pts(other, f"{kind}_pruned")
-        comparable = fa is None or fb is None or abs(fa - fb) <= RATIO_TOLERANCE_PTS
-        measured = f"acc({method['run']}) − acc({other}), points{state(method['run'], other)}"
-        if not comparable:
-            measured += f" ({method['run']} at {fa:.2f}%, {other} at {fb:.2f}% pruned)"
-        return verdict(f"{tag}_{claim_id}", claim, source, measured, gap, threshold, direction,
-                       difference_noise(sd) if noise_k else sd, notebook, figure,
-                       src + (", √2σ for a difference" if src and noise_k else ""), comparable=comparable,
-                       unfinished=bool(state(method["run"], other)))
+    def versus(claim_id, other, claim, source, threshold=0.0, direction=">"):
+        value, sd, src = paired({s: (n, other) for s, n in seeds.items()})
+        fb = pts(other, f"{kind}_pruned")
+        apart = {n: pts(n, f"{kind}_pruned") for n in seeds.values()}
+        apart = {n: f for n, f in apart.items() if fb is not None and abs(f - fb) > RATIO_TOLERANCE_PTS}
+        measured = f"acc(method) − acc({other}), points, {mean}{state(method['run'], other)}"
+        if apart:
+            measured += f" ({', '.join(f'{n} at {f:.2f}%' for n, f in apart.items())}, {other} at {fb:.2f}% pruned)"
+        return verdict(f"{tag}_{claim_id}", claim, source, measured, value, threshold, direction, sd, notebook,
+                       figure, src, comparable=not apart, unfinished=value is None)
 
     out.append(versus("beats_uniform_distilled", "control-distill", f"{arch} at the paper's width: pruning the teacher "
                       "beats a same-FLOPs network taught by the same label-free loss from random weights",
@@ -330,10 +365,9 @@ def paper_width_verdicts(table, noise: Noise | None, teacher_acc: float | None, 
         out.append(versus(f"matches_{name.replace('-', '_')}", name, f"{arch} at the paper's width: ours (label-free, "
                           f"no fine-tuning) matches {words} at the same FLOPs (read: at most {LOSSLESS_PTS:g} point "
                           "lost)", "comparison with a peer", -LOSSLESS_PTS, ">="))
-    ft = rows["finetune"]
-    gain = None if ft["state"] != "finished" else _pts(ft["acc"]) - pts(method["run"])
+    gain = paired({int(method["seed"]): ("finetune", method["run"])})  # one seed: it fine-tunes the first
     out.append(verdict(f"{tag}_finetune_adds", f"{arch} at the paper's width: fine-tuning the pruned network with "
                        "labels adds accuracy", "issue 23: the fine-tuning test",
-                       f"acc(finetune) − acc({method['run']}), points{state('finetune')}", gain, 0.0, ">", sd,
-                       notebook, figure, src, unfinished=bool(state("finetune", method["run"]))))
+                       f"acc(finetune) − acc({method['run']}), points{state('finetune', method['run'])}", gain[0],
+                       0.0, ">", gain[1], notebook, figure, gain[2], unfinished=gain[0] is None))
     return out

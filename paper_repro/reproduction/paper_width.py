@@ -53,6 +53,8 @@ from ..engine import (epochs_run, eval_batches, evaluate, metrics_csv, milestone
 from ..export import PRUNED_STATE, load_pruned, write_pruned_state
 from ..method import prune_train, resolve_method, run_key
 from ..models import build_model
+from ..paired import PER_IMAGE, PerImage, PerImageError, correct_per_image, file_sha256, read_per_image, \
+    scored_split, write_per_image
 from ..provenance import ROOT, cpu_model, device_name, git_commit, processor_of, resolve_device
 from ..runlock import holds_run_locks, is_locked, lock_run_folder
 from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
@@ -438,6 +440,8 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         if run.kind == "teacher":  # `make teachers`'s job, for this one teacher; never retrained from here
             t = train_teachers([study(profile)["arch"]], profile, 0, left, False, paper_width=True, **common)[0]
             rows.append(dict(run=name, status=t["status"], folder=t["folder"]))
+            if _finished(run, profile):  # its per-image correctness, for the paired verdicts
+                write_study_per_image(profile, [name], device, data_dir, download)
             stopped = stopped if left is None or _finished(run, profile) else name
             continue
         if run.kind in NEEDS_TEACHER:
@@ -459,6 +463,8 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             continue
         kw = dict(common, compile=compile) if run.kind in COMPILED else common
         status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
+        if status == "finished":  # its per-image correctness, for the paired verdicts (an evaluation, no training)
+            write_study_per_image(profile, [name], device, data_dir, download)
         if epochs_run() > trained:  # a result read from the cache trained nothing here
             last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
             log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained", code)
@@ -654,3 +660,77 @@ def curves(records: list[dict]) -> pd.DataFrame:
 def data_fingerprint(profile: str = "cpu", data_dir=None) -> str:
     """The fingerprint of the study's dataset as found here (no download)."""
     return load_dataset(_teacher_config(profile)["dataset"], data_dir=data_dir, download=False).fingerprint
+
+
+# -- per-image correctness (paired.py): the paired verdicts' input ---------------------------------------------------
+ACC_FIELD = {"peer_l1": "final_acc"}  # the summary field of a run's accuracy on every test image (else pruned_acc)
+
+
+def network_file(run: Run, profile: str) -> Path:
+    """The file a finished run's network is rebuilt from: the teacher's weights, else pruned_state.pt."""
+    return run.folder(profile) / (T.WEIGHTS if run.kind == "teacher" else PRUNED_STATE)
+
+
+def committed_accuracy(run: Run, profile: str) -> float:
+    """The accuracy on every test image that a finished run's records state (the teacher: its provenance.json)."""
+    d = run.folder(profile)
+    if run.kind == "teacher":
+        return float(json.loads((d / "provenance.json").read_text())["test_acc"])
+    return float(json.loads((d / "summary.json").read_text())[ACC_FIELD.get(run.kind, "pruned_acc")])
+
+
+def write_study_per_image(profile: str = "cpu", names=None, device: str = "cpu", data_dir=None,
+                          download: bool = False) -> list[dict]:
+    """(Re)write per_image.json beside each finished run of `names` (default: all, the teacher included): its
+    network rebuilt from the committed file and scored on the study's test images (eval mode, as engine.evaluate:
+    plain fp32 on the CPU, where every committed run was measured). Never trains. Returns one row per run: the
+    recomputed accuracy, the committed one, and whether they are equal (a difference is reported, not hidden: the
+    file is written either way, says what it measured, and `load_study_per_image` refuses it)."""
+    known = runs(profile)
+    names = list(known) if names is None else list(names)
+    dev = resolve_device(device)
+    b = _teacher_config(profile)  # every run is scored on the teacher's test split: all test images, in order
+    ds, test, subset = scored_split(b, dev, data_dir, download)
+    rows = []
+    for name in names:
+        run = known[name]
+        if not _finished(run, profile):
+            rows.append(dict(run=name, status=run_state(run, profile)))
+            continue
+        if run.kind == "teacher":
+            s = study(profile)
+            model = T.load_committed(s["arch"], profile, 0, ds.fingerprint, **s["teacher"])[0]
+        else:
+            model = load_pruned(run.folder(profile))
+        correct = correct_per_image(model.to(dev), eval_batches(test, b))
+        rec = write_per_image(run.folder(profile) / PER_IMAGE, correct, ds.stamp(), subset, network_file(run, profile),
+                              dev)
+        committed = committed_accuracy(run, profile)
+        rows.append(dict(run=name, status="written", accuracy=rec["accuracy"], committed=committed,
+                         equal=rec["correct"] == round(committed * rec["n_images"])))
+    return rows
+
+
+def load_study_per_image(profile: str, fingerprint: str | None = None) -> dict[str, PerImage]:
+    """{run: PerImage} of every finished run of the study and its teacher, from the committed per_image.json files,
+    each checked against the data (`fingerprint`), the network beside it (its sha256: a network retrained after
+    its record is refused) and its committed accuracy. A finished run without a record, or with a stale one, is a
+    PerImageError naming the file and the function that rewrites it. Reads files only."""
+    fix = f"rewrite it with `paper_width.write_study_per_image({profile!r})` (an evaluation, no training)"
+    out = {}
+    for name, run in runs(profile).items():
+        if not _finished(run, profile):
+            continue
+        path = run.folder(profile) / PER_IMAGE
+        try:
+            rec = read_per_image(path, fingerprint)
+        except PerImageError as e:
+            raise PerImageError(f"{e}; {fix}") from None
+        if rec.record["network_sha256"] != file_sha256(network_file(run, profile)):
+            raise PerImageError(f"{path}: measured another {rec.record['network']} than the one beside it; {fix}")
+        if int(rec.correct.sum()) != round(committed_accuracy(run, profile) * rec.correct.size):
+            raise PerImageError(f"{path}: {rec.accuracy:.2%} correct, the run's records say "
+                                f"{committed_accuracy(run, profile):.2%}: its network does not reproduce its recorded "
+                                f"accuracy where the record was written; {fix} on the device kind it trained on")
+        out[name] = rec
+    return out

@@ -2,7 +2,9 @@
 
 A claim is a measured quantity compared with a threshold: "the pruned network loses at most 1 point" is
 Δacc >= -1; "all three loss terms beat KD alone" is acc(all) - acc(KD) > 0. The measurement carries its
-run-to-run noise σ (the standard deviation over seeds, for a difference of two arms √2·σ). The verdict is:
+run-to-run noise σ (the standard deviation over seeds, for a difference of two arms √2·σ; where both networks
+have per-image records, the paired standard error over the same test images and the seeds, paper_repro/paired.py).
+The verdict is:
 
     supported      the whole interval value ± K_SIGMA·σ lies on the claim's side of the threshold
     contradicted   the whole interval lies on the other side
@@ -169,7 +171,8 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
                       "threshold; inconclusive: it straddles it (a difference within the run-to-run noise); "
                       "not testable: not measured at this profile; not testable yet: a committed run it needs "
                       "is still training. noise: σ of the value itself (the standard "
-                      "deviation over seeds; for a difference of two arms, √2 × that of one arm); 0 for "
+                      "deviation over seeds; for a difference of two arms, √2 × that of one arm; paired rows: the "
+                      "standard error of the mean paired difference over the same test images and the seeds); 0 for "
                       "deterministic quantities; noise_source says how it was measured.")
     return VerdictReport(verdict_table(verdicts), [sentence(v, profile) for v in verdicts])
 
