@@ -14,7 +14,7 @@ import math
 import os
 import sys
 
-from .config import COMPILE_MODES, PROFILES
+from .config import COMPILE_MODES, PRECISIONS, PROFILES
 from .data import DATASETS
 from .data import ENV_ALLOW_MODIFIED as ALLOW_ENV
 from .models import MODELS
@@ -78,6 +78,8 @@ def _count(args):
 
 
 BUDGET_HELP = "stop between epochs before this many minutes have passed (resume later)"
+PRECISION_HELP = ("the training passes' precision: auto = bf16 on a GPU, fp32 on the CPU; bf16 on the CPU needs "
+                  "native bf16 (avx512_bf16 or AMX); part of the run's cache key unless auto")
 COMPILE_CHOICES = tuple("off" if m is False else m for m in COMPILE_MODES)  # the command line's spelling of False
 
 
@@ -120,7 +122,7 @@ def _train(args):
     r = train_baseline(args.arch, args.profile, args.seed, device=args.device, data_dir=args.data_dir,
                        download=not args.no_download, max_epochs_now=args.max_epochs_now, epochs=args.epochs,
                        compile=_compile_mode(args.compile), time_budget_s=_budget_s(args.budget_minutes),
-                       allow_training=True, **_dataset(args))
+                       allow_training=True, precision=args.precision, **_dataset(args))
     _print_json({"arch": args.arch, "profile": args.profile, "epochs_done": len(r.metrics),
                  "epochs": r.config["epochs"], "test_acc": r.test_acc, "train_seconds": round(r.train_seconds, 1),
                  "run_dir": str(r.run_dir), **r.dataset_stamp})
@@ -162,7 +164,8 @@ def _prune(args):
 
     over = {k: getattr(args, k) for k in ("students", "criterion", "selection", "penalty", "labels", "kd_weight",
                                           "feature_weight", "mutual_weight", "lambda_max", "epochs",
-                                          "finetune_epochs", "kd_form", "student_views")}
+                                          "finetune_epochs", "kd_form", "student_views", "precision")}
+    _set_threads(args.threads)
     over["compile"] = _compile_mode(args.compile)
     if args.dataset == "imagefolder" and args.teacher is None:  # the profile's own teacher is a CIFAR one
         raise ValueError("--dataset imagefolder: pass --teacher CHECKPOINT, a baseline trained on the same folder "
@@ -246,6 +249,7 @@ def _add_train(sub):
     t.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                    help="torch.compile mode of the training step (GPU; default off = eager)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    t.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     t.set_defaults(fn=_train)
     return t
 
@@ -337,6 +341,8 @@ def _add_prune(sub):
     pr.add_argument("--budget-minutes", type=float, default=None, help=BUDGET_HELP + " (method epochs only)")
     pr.add_argument("--compile", choices=COMPILE_CHOICES, default="off",
                     help="torch.compile mode of the distillation step (GPU; default off = eager)")
+    pr.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    pr.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     pr.set_defaults(fn=_prune)
     return pr
 

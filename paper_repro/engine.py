@@ -31,7 +31,7 @@ from . import distributed as DI
 from .allocation import Target, check_reachable, parse_target
 from .counting import CostModel
 from .models import build_model
-from .provenance import ROOT, resolve_device
+from .provenance import NATIVE_BF16_FLAGS, ROOT, cpu_model, native_bf16_cpu, resolve_device
 from .runlock import epochs_done, lock_run_folder
 from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
 
@@ -160,11 +160,35 @@ def curve_batches(b: dict, test: D.Split, test_b: D.Batches) -> tuple[D.Split, D
 
 
 # -- autocast, compile and one training pass --------------------------------------------------------------------------
-def autocast(device):
-    """bf16 autocast on a GPU (BatchNorm stays fp32 under autocast); plain fp32 on the CPU."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device, precision: str = "auto"):
+    """The autocast of a run's `precision` (config.PRECISIONS): "auto" is bf16 on a GPU and plain fp32 on the CPU;
+    "bf16" is bf16 autocast on either (BatchNorm stays fp32 under autocast); "fp32" is plain fp32."""
+    dev = torch.device(device)
+    if precision == "bf16" or (precision == "auto" and dev.type == "cuda"):
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def run_precision(cfg: dict) -> str:
+    """The precision of a run's training passes from its resolved settings ("auto" when they name none)."""
+    return cfg.get("precision", "auto")
+
+
+def precision_refusal(precision: str, device) -> str | None:
+    """Why this machine will not train a run of `precision` (None: it will). A bf16 run on a CPU without native
+    bf16 would be emulated, hours slower than fp32, and a run never changes precision between its chunks."""
+    if precision == "bf16" and torch.device(device).type == "cpu" and not native_bf16_cpu():
+        return (f"precision: this run is bf16 and this processor ({cpu_model()}) has none of the flags "
+                f"{', '.join(NATIVE_BF16_FLAGS)}: PyTorch would emulate bf16, slower than fp32. Train it on a "
+                f"processor with native bf16 or a GPU; fp32 runs train here")
+    return None
+
+
+def check_precision(precision: str, device) -> None:
+    """Refuse, in one line, a run this machine would only emulate (`precision_refusal`)."""
+    why = precision_refusal(precision, device)
+    if why is not None:
+        raise RuntimeError(why)
 
 
 def compiled(fn, mode):
@@ -173,8 +197,8 @@ def compiled(fn, mode):
     return torch.compile(fn, mode=mode) if mode else fn
 
 
-def plain_loss(model, x, y):
-    with autocast(x.device):
+def plain_loss(model, x, y, precision: str = "auto"):
+    with autocast(x.device, precision):
         out = model(x)
         return F.cross_entropy(out.float(), y), out
 

@@ -23,9 +23,9 @@ from .checks import check_choice, check_known
 from .config import (EXECUTION, check_compile, check_profile, config_key,
                      profile_settings, resolve_baseline, resolve_students)
 from .counting import CostModel, count
-from .engine import (RunFolder, autocast, checked_target, compiled, curve_batches, epoch_loop, eval_batches,
-                     evaluate, make_optimizer, milestone_epochs, prepare_data, pruning_run_dir, timed_pass,
-                     train_batches)
+from .engine import (RunFolder, autocast, check_precision, checked_target, compiled, curve_batches, epoch_loop,
+                     eval_batches, evaluate, make_optimizer, milestone_epochs, prepare_data, pruning_run_dir,
+                     run_precision, timed_pass, train_batches)
 from .ista import PENALTIES, flat_group_prox_, penalty_scale, scaled_lambda
 from .losses import KD_FORMS, FeatureTaps, feature_loss, kd_loss, mutual_loss
 from .models import build_model
@@ -73,7 +73,8 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
     """Flat method settings (+ the teacher's resolved baseline settings under 'baseline'). `compile` (an
     execution setting, `config.EXECUTION`) is recorded with them and left out of the run's cache key."""
     check_profile(profile)
-    base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"}
+    # "precision" is a students' setting absent from the settings at its default (config.PRECISIONS)
+    base_keys = set(resolve_baseline(arch, profile, seed)) - {"arch", "profile", "seed"} | {"precision"}
     baseline = resolve_students(arch, profile, seed,
                                 **{k: v for k, v in overrides.items() if k in base_keys and k != "epochs"})
     cfg = dict(METHOD, compile=EXECUTION["compile"], **profile_settings("method", profile, arch))
@@ -189,12 +190,13 @@ def distill_losses(teacher, t_taps, students, s_taps, cfg, x, y):
     n = len(students)
     views = list(x) if isinstance(x, (list, tuple)) else [x] * n
     own = isinstance(x, (list, tuple))
-    with torch.no_grad(), autocast(views[0].device):
+    precision = run_precision(cfg["baseline"])
+    with torch.no_grad(), autocast(views[0].device, precision):
         t_all = teacher(torch.cat(views) if own else views[0]).float()
     t_logits = t_all.chunk(n) if own else [t_all] * n
     t_feats = [{k: v.chunk(n)[i] for k, v in t_taps.out.items()} for i in range(n)] if own \
         else [dict(t_taps.out)] * n
-    with autocast(views[0].device):
+    with autocast(views[0].device, precision):
         s_logits = [s(v).float() for s, v in zip(students, views)]
     s_feats = [dict(tap.out) for tap in s_taps]
     total, terms = 0.0, []
@@ -381,6 +383,7 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
+    check_precision(run_precision(b), dev)
     if isinstance(teacher, BaselineRun):  # a loaded baseline: its settings say what it is
         if teacher.config["width"] != b["width"] or teacher.config["arch"] != arch:
             raise ValueError(f"teacher: a {teacher.config['arch']} at width {teacher.config['width']}, the students "
@@ -457,9 +460,9 @@ def finetune(model, teacher, cfg, train_b, dev):
     for e in range(cfg["finetune_epochs"]):
         model.train()
         for x, y in train_b.set_epoch(10_000 + e):
-            with torch.no_grad(), autocast(dev):
+            with torch.no_grad(), autocast(dev, run_precision(cfg["baseline"])):
                 t = teacher(x).float()
-            with autocast(dev):
+            with autocast(dev, run_precision(cfg["baseline"])):
                 z = model(x).float()
             loss = kd_loss(z, t, cfg["kd_temperature"], cfg["kd_form"])
             if cfg["labels"] == "on":

@@ -37,6 +37,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU flags of hardware bf16 arithmetic (AMD Zen 4+, Intel SPR+)
+
+
+def cpu_flags() -> set[str]:
+    """The processor's feature flags (/proc/cpuinfo), empty where there is no such file."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this processor computes bf16 in hardware. Read from its flags, never assumed: without them
+    PyTorch emulates bf16 on the CPU, several times slower than fp32."""
+    return bool(cpu_flags() & set(NATIVE_BF16_FLAGS))
+
+
 def device_name(device) -> str:
     """Where a number was computed. On the CPU: threads, the instruction set PyTorch's kernels use and the
     processor, e.g. 'cpu:2threads:AVX2:AMD EPYC'. oneDNN picks kernels by instruction set, so results are

@@ -135,7 +135,8 @@ def publish(arch: str, profile: str, seed: int, run_checkpoint: Path, dataset_st
     write_text(d / "metrics.csv", metrics_csv(ckpt["metrics"]))
     last = ckpt["metrics"][-1]
     write_json(d / "provenance.json", dict(
-        device=ckpt["device"], processor=cpu_model(), machine=platform.machine(), torch=torch.__version__,
+        device=ckpt["device"], precision=cfg.get("precision", "auto"), processor=cpu_model(),
+        machine=platform.machine(), torch=torch.__version__,
         commit=git_commit(), train_seconds=round(ckpt["train_seconds"], 1), epochs=ckpt["epoch"],
         test_acc=last["test_acc"], test_images=cfg["test_subset"] or "all", **dataset_stamp,
         published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))

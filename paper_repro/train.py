@@ -2,6 +2,7 @@
 `train_teachers`, the job of `make teachers` that trains the committed teachers (teachers.py stores them)."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,9 @@ import torch
 from . import distributed as DI
 from . import teachers as T
 from .config import config_key, paper_width_overrides, resolve_baseline
-from .engine import (RunFolder, compiled, curve_batches, epoch_loop, eval_batches, evaluate, make_optimizer,
-                     plain_loss, prepare_data, restore_training, run_folder, timed_epoch, train_batches, training_state)
+from .engine import (RunFolder, check_precision, compiled, curve_batches, epoch_loop, eval_batches, evaluate,
+                     make_optimizer, plain_loss, precision_refusal, prepare_data, restore_training, run_folder,
+                     run_precision, timed_epoch, train_batches, training_state)
 from .counting import count
 from .models import build_model
 from .provenance import ROOT, device_name, git_commit, resolve_device
@@ -87,7 +89,8 @@ def train_baseline(arch: str, profile: str = "cpu", seed: int = 0, device: str =
     test_b = eval_batches(test_split, cfg)
     curve, curve_b = curve_batches(cfg, test_split, test_b)
     opt, sched = make_optimizer(model, cfg, len(train_b))
-    loss_fn = compiled(plain_loss, compile)
+    check_precision(run_precision(cfg), dev)
+    loss_fn = compiled(functools.partial(plain_loss, precision=run_precision(cfg)), compile)
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     start, metrics, seconds, trained_on = 0, [], 0.0, device_name(dev)
@@ -193,6 +196,10 @@ def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float |
                 continue
             except CheckpointError:
                 (d / T.WEIGHTS).unlink()  # `make teachers` is the command that replaces a stale teacher
+        refused = precision_refusal(run_precision(cfg), resolve_device(device))
+        if refused is not None:  # this lane trains the teachers it can; the one line says why not this one
+            rows.append(dict(arch=arch, status=f"skipped: {refused}", folder=str(d)))
+            continue
         T.seed_run_from_resume(arch, profile, seed, ckpt_path, cfg["width"])
         left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
         if left is not None and left <= 0:
