@@ -158,9 +158,10 @@ PAPER_WIDTH = {"smoke": dict(resnet20=dict(width=0.5)),
 # first 8, the LR x0.1 at epochs 8 and 11), ~4 h of one Intel core per run by bench/epoch_time.py (966 s per
 # method epoch beside another lane), so three seeds would fit; the runs measured 4.5-6 h, so the third trains last.
 # lr 0.01: the usual LR for training on from a converged CIFAR ResNet, a tenth of DPFPS's from-scratch 0.1; set
-# before any run, no label or test image read. λ_max 0.03 (3x DPFPS's, rescaled to the LR as every run's is): with
-# 8 penalty epochs instead of 100 the penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width
-# 0.5) stopped at 59.05% of 60%.
+# before any run, no label or test image read. λ_max 0.03 (after the rescaling to the LR that every run gets:
+# λ_eff 0.30, 30x DPFPS's weight against the loss, 3x its shrinkage per epoch; docs/choices.md): with 8 penalty
+# epochs instead of 100 the penalty has ~4.5 epochs at full strength; at 0.02 a 10-epoch pilot (width 0.5) stopped
+# at 59.05% of 60%.
 # The same-FLOPs controls: `control_lr` is the distilled control's LR (its students start from random weights).
 # cpu: 0.02, chosen without labels by bench/control_lr_probe.py (2026-12-06, bench/results/control_lr_probe.jsonl):
 # of 0.1, 0.05, 0.02 and 0.01, the one whose students agree most with the teacher's predicted class on training
