@@ -35,7 +35,7 @@ reproduce: $(STAMP) data
 
 # The committed cpu teachers (teachers/cpu/): resume from their committed state, or RETRAIN=1 from scratch;
 # BUDGET=M stops cleanly after M minutes (commit teachers/ and run again to go on). Two lanes of one thread
-# each: on 2 cores that trains 1.3x faster than one process with two threads (measured, README).
+# each: on 2 cores that trains 1.3x faster than one process with two threads (measured, docs/profiles.md).
 TEACHER_FLAGS = --profile cpu --threads 1 $(if $(BUDGET),--budget-minutes $(BUDGET)) $(if $(RETRAIN),--retrain)
 # Then the paper-width teacher (config.PAPER_WIDTH: resnet56 at width 1.0, hours of one lane; docs/profiles.md).
 teachers: $(STAMP) data

@@ -160,7 +160,7 @@ def _read_batch(path: Path, label_key: bytes):
     except Exception as e:  # truncated (EOFError), damaged header (UnpicklingError), wrong content (KeyError, ...)
         why = (str(e).strip().splitlines() or [""])[0][:120]
         raise ValueError(f"{path}: not a readable CIFAR batch ({type(e).__name__}: {why}); prepare the data "
-                         "again (see the README's Data section)") from None
+                         "again (see docs/reproducibility.md, 'Data')") from None
     if len(x) != len(y):
         raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
     return x, y

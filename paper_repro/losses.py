@@ -1,6 +1,6 @@
 """The label-free teaching signal L_M (docs/method.md §2): the teacher's predictions, its features, the peers.
 
-L_M,i = λ1·L_KD,i + λ2·L_F,i + λ3·L_ML,i. Forms and weights are [chosen]; see the README.
+L_M,i = λ1·L_KD,i + λ2·L_F,i + λ3·L_ML,i. Forms and weights are [chosen]; see docs/choices.md.
 """
 from __future__ import annotations
 

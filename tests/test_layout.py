@@ -1,4 +1,4 @@
-"""The house rules of the package (README, 'Layout'): no import circle, and the layers import downwards only:
+"""The house rules of the package (docs/guide.md, 'Layout'): no import circle, and the layers import downwards only:
 the method and what it stands on (the package root, models/) <- the comparisons (studies/) <- the reproduction
 machinery (reproduction/) <- the command line (__main__.py). Imports inside functions count too."""
 import ast

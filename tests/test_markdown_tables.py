@@ -167,10 +167,10 @@ def test_a_results_table_with_a_piped_cell_keeps_its_columns(monkeypatch, tmp_pa
                           "|params pruned − 53.61%|, points; ours 59.88%", "6.275", "x"]
 
     res_dir = out.parent
-    pd.DataFrame([dict(claim_id="resnet56_other_ratio_as_paper", claim="c | d", measured="|x − y|, points",
-                       value=0.93, noise=0.0, direction="<=", threshold=1, verdict="supported",
-                       notebook="02_method", figure="f", noise_source="exact")]).to_csv(res_dir / "verdicts.csv",
-                                                                                      index=False)
+    pd.DataFrame([dict(claim_id="resnet56_other_ratio_as_paper", claim="c | d", source="paper, abstract",
+                       measured="|x − y|, points", value=0.93, noise=0.0, direction="<=", threshold=1,
+                       verdict="supported", notebook="02_method", figure="f", noise_source="exact")]).to_csv(
+        res_dir / "verdicts.csv", index=False)
     monkeypatch.setattr(I, "output_dirs", lambda profile: (res_dir, tmp_path / "figures"))
     monkeypatch.setattr(I, "manifest_path", lambda profile: O.manifest_path("cpu"))
     text = I.write_index("cpu").read_text()
@@ -178,12 +178,12 @@ def test_a_results_table_with_a_piped_cell_keeps_its_columns(monkeypatch, tmp_pa
         assert rows and all(len(cells) == len(header) for _, cells in rows), (header, rows)
     assert "|x − y|, points: +0.93" in [c for _, h, rows in tables(text) for _, cells in rows for c in cells]
 
-    v = pd.read_csv(res_dir / "verdicts.csv")
-    claims = I.md_table(["the paper's claim", "measured", "verdict"], I._claim_rows(v))  # the README summary's
-    assert [cells for _, cells in _one_table("\n".join(claims))[2]] == [["c | d", "|x − y|, points: +0.93",
-                                                                          "**supported**"]]
-    checks = I._check_table(v)
-    assert [cells for _, cells in _one_table("\n".join(checks))[2]] == [["c | d", "|x − y|, points: +0.93", "met"]]
+    from paper_repro.reproduction import findings
+
+    evidence = findings.evidence_table(findings.read_rows(res_dir), res_dir, "cpu")  # the README summary's table
+    assert [cells for _, cells in _one_table("\n".join(evidence))[2]] == [
+        ["**At the reduced budget** (about that budget, not the method)", "", "", "", ""],  # a section row
+        ["c | d", "supported", "0.93", "1", "[02][02]"]]
 
     monkeypatch.setattr(N, "committed_dirs", lambda profile: (res_dir, tmp_path / "figures"))
     (tmp_path / "figures").mkdir(exist_ok=True)

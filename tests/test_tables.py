@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 import paper_repro.reproduction.headlines as H
-from paper_repro.reproduction.index import _budget_words
+from paper_repro.reproduction.findings import _arch_budget
 from paper_repro.reproduction.tables import BLOCKS, accuracy_vs_flops, main_table, paper_width_table
 
 
@@ -41,8 +41,9 @@ def test_readers_keep_the_blocks_apart(tmp_path):
     values = H.snapshot(tmp_path)["values"]
     assert values[("selected student's accuracy, %", "resnet56_w1")] == 89.0  # its verdicts' name (claims)
     assert values[("selected student's accuracy, %", "resnet56")] == 85.0
-    words = _budget_words(tmp_path)  # the README's sentence about the profile's own budget
-    assert "0.5 (resnet56)" in words and "(resnet56), 1" not in words and "15" not in words
+    words = _arch_budget(tmp_path, "resnet56", False)  # the README's words about the profile's own budget
+    assert words.startswith("width 0.5, ") and "15" not in words
+    assert _arch_budget(tmp_path, "resnet56", True).startswith("width 1.0, 15 of the paper's 200 student epochs")
     points = accuracy_vs_flops(tmp_path)
     kinds = set(points[points["kind"].str.startswith("ours")]["kind"])
     assert kinds == {"ours, all training images, width 1", "ours, 10,000 training images, width 0.5"}
@@ -53,7 +54,8 @@ def test_a_main_table_written_before_blocks_still_reads(tmp_path):
     old = main_table({"resnet56": REDUCED}).drop(columns=["block"])
     old.to_csv(tmp_path / "main_table.csv", index=False)
     assert ("FLOPs pruned, %", "resnet56") in H.snapshot(tmp_path)["values"]
-    assert "0.5 (resnet56)" in _budget_words(tmp_path)
+    assert _arch_budget(tmp_path, "resnet56", False).startswith("width 0.5") and not _arch_budget(tmp_path,
+                                                                                                    "resnet56", True)
 
 
 def test_the_paper_width_table_names_each_finished_runs_training_images():

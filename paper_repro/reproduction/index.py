@@ -1,10 +1,10 @@
 """The generated indexes: results/README.md (every table and figure, the notebook that made it, its stamp, the
-verdicts first) and the README's summary block, both written by `make reproduce` from the committed results."""
+verdicts first) and the README's summary block (its first screen and the claims-to-evidence table, in the words of
+findings.py), both written by `make reproduce` from the committed results."""
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +12,10 @@ import pandas as pd
 from ..mdtable import md_table
 from ..provenance import ROOT, stamp_line
 from ..storage import write_text
-from .navigation import TOTAL, human_duration
+from . import findings
+from .navigation import MAKE_TEST_COST, SETUP_COST
 from .outputs import committed_dirs, manifest_path, output_dirs
-from .tables import BLOCKS
-from .verdicts import K_SIGMA
+from .verdicts import K_SIGMA, RATIO_TOLERANCE_PTS, is_paper_width  # noqa: F401 (is_paper_width: the tests)
 
 
 def write_index(profile: str) -> Path:
@@ -60,24 +60,8 @@ def _verdict_lines(path: Path) -> list[str]:
 
 README = ROOT / "README.md"
 SUMMARY_BEGIN, SUMMARY_END = "<!-- summary:begin", "<!-- summary:end -->"
-# The rows the README shows one by one: the teachers and the paper's headline claims (notebooks 01 and 02, the rows
-# whose source is the paper); the others (ablations, controls, comparisons) are counted by verdict there and listed
-# in results/verdicts.md.
-HEADLINE_NOTEBOOKS = ("01_baselines", "02_method")
 START_HERE = "notebooks/executed/{profile}/00_index.ipynb"
-CHECK_WORDS = {"supported": "met", "contradicted": "missed"}  # a check is met or missed, not a claim upheld
-
-
-def is_check(claim_id: str) -> bool:
-    """A row that checks a run against its own goal (a teacher reaching its accuracy goal, a run its pruning
-    target), not a claim of the paper: it says the experiment did what it was set up to do."""
-    return claim_id.startswith("teacher_converged_") or claim_id.endswith(("_params_pruned", "_flops_pruned"))
-
-
-def is_paper_width(claim_id: str) -> bool:
-    """A row of the paper-width study (claims.paper_width_verdicts: ids carry `<arch>_w1`): the runs at the paper's
-    width, said apart from the profile's reduced budget on the front page."""
-    return re.search(r"_w1(_|$)", claim_id) is not None
+MACHINE = "the 2-core development machine"
 
 
 def shown_value(r) -> str:
@@ -89,130 +73,43 @@ def shown_value(r) -> str:
     return value + (f" ± {K_SIGMA * r.noise:.2f}" if r.noise else "")
 
 
-def _budget_words(res_dir: Path, paper_width: bool = False) -> str:
-    """'networks at width 0.25 (vgg_small), 0.5 (resnet56), ...; students 3 epochs on 10,000 training images',
-    read from the main table's rows of ours at the reduced budget (`paper_width`: its rows at the paper's width)."""
-    path = res_dir / "main_table.csv"
-    if not path.exists():
-        return ""
-    ours = pd.read_csv(path)
-    ours = ours[ours["source"].astype(str).str.startswith("ours")]
-    if "block" in ours:  # the profile's own budget; the rows at the paper's width are said apart
-        ours = ours[ours["block"] == BLOCKS[1 if paper_width else 2]]
-    elif paper_width:
-        return ""
-    if ours.empty or "width" not in ours:
-        return ""
-    widths = ", ".join(f"{_width(r.width)} ({r.network})" for r in ours.itertuples())
-    epochs = sorted({int(e) for e in ours["epochs"]})
-    images = sorted({str(i) for i in ours["train_images"]})
-    images = ", ".join(i if not i.replace(".0", "").isdigit() else f"{int(float(i)):,}" for i in images)
-    return (f"networks at width {widths}; students trained {', '.join(map(str, epochs))} epochs on {images} training "
-            f"images (the paper: width 1.0, 200 epochs on all 50,000)")
+def _reading_note(rows: pd.DataFrame) -> str:
+    """How the table's verdicts read, from the rows' own thresholds."""
+    kept = rows[rows["claim_id"].astype(str).str.endswith("_accuracy_kept")]
+    lost = f"{-float(kept.iloc[0]['threshold']):g}" if len(kept) else "1"
+    return (f"Tests: accuracy kept or \"matches\": at most {lost} point lost; \"as the paper reports\": within "
+            f"{RATIO_TOLERANCE_PTS:g} point; \"beats\": the whole ±{K_SIGMA:g}σ interval above 0. Seeds: the runs "
+            "behind the value (σ: behind its noise). In full: [results/verdicts.md](results/verdicts.md); the rules: "
+            "[docs/verdicts.md](docs/verdicts.md).")
 
 
-def _width(width) -> str:
-    """'0.25', '0.5', '1.0': a width multiplier as the paper writes it."""
-    w = float(width)
-    return f"{w:.1f}" if w == round(w, 1) else f"{w:g}"
-
-
-def _gpu_words(res_dir: Path) -> str:
-    """What a GPU has contributed: the recorded paper-recipe runs (results/paper_recipe_gpu_runs.csv), or none."""
-    path = res_dir / "paper_recipe_gpu_runs.csv"
-    runs = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    if runs.empty:
-        return "**GPU evidence:** none; no paper-recipe run has been recorded (docs/gpu.md says what is prepared)."
-    parts = [f"{r.network} on {r.device}, {int(r.method_epochs)} method epochs after a {int(r.teacher_epochs)}-epoch "
-             f"teacher, target {'met' if str(r.target_met) == 'True' else 'missed'}" for r in runs.itertuples()]
-    return ("**GPU evidence:** " + "; ".join(parts) + ". No run of the full paper recipe (200 epochs) exists yet, "
-            "so no verdict above speaks for the paper's own scale.")
-
-
-def readme_summary(res_dir: Path) -> str:
-    """The README's generated summary: where to start, one paragraph of what was found, the paper's headline
-    claims apart from the checks of the runs themselves, the GPU evidence, the count of the other questions by
-    verdict, the data they were measured on, and the time of the last cold and cached `make reproduce`."""
-    v = pd.read_csv(res_dir / "verdicts.csv")
-    first = v.iloc[0]
-    profile = first["profile"]
-    data = ("official CIFAR-10" if str(first["dataset_official"]) == "True" else
-            f"a modified {first['dataset']} copy, fingerprint {first['dataset_fingerprint']}, not official CIFAR-10")
-    commits = ", ".join(sorted(set(v["commit"].astype(str))))
-    checks = v[v["claim_id"].astype(str).map(is_check)]
-    claims = ~v["claim_id"].astype(str).map(is_check)
-    wide = v["claim_id"].astype(str).map(is_paper_width)
-    head = v[v["notebook"].isin(HEADLINE_NOTEBOOKS) & claims & ~wide & v["source"].astype(str).str.startswith("paper")]
-    rest = v[claims & ~wide & ~v.index.isin(head.index)]
-    wide_claims = v[claims & wide]
-
-    def counted(rows) -> str:
-        return ", ".join(f"{n} {verdict}" for verdict, n in rows["verdict"].value_counts().items()) or "none"
-
-    budget = _budget_words(res_dir)
-    wide_checks = checks[checks["claim_id"].astype(str).map(is_paper_width)]
-    reduced_checks = checks[~checks.index.isin(wide_checks.index)]
-
-    def met(rows) -> int:  # a check is judged like a claim: the whole interval on the goal's side
-        return int((rows["verdict"] == "supported").sum())
-
-    lines = [f"**Start here:** [the executed index]({START_HERE.format(profile=profile)}): the notebooks in reading "
-             "order, each ending with its verdicts in words.", "",
-             f"**What the reproduction found** ({profile} profile, {data}; commit {commits}). "]
-    if len(wide_claims):  # the runs that can speak to the paper come first, with their controls, peers, fine-tuning
-        words = _budget_words(res_dir, paper_width=True) or "the committed paper-width runs"
-        paper_claims = wide_claims[wide_claims["source"].astype(str).str.startswith("paper")]
-        lines[-1] += (f"**At the paper's width** ({words}; `make paper-width`), the paper's {len(paper_claims)} "
-                      f"{_claim_words(paper_claims)} come out {counted(paper_claims)}; {met(wide_checks)} of the {len(wide_checks)} checks of its runs are "
-                      "met. With its controls, peers and fine-tuning test:")
-        lines += [""] + md_table(["question", "measured", "verdict"], _claim_rows(wide_claims))
-        lines += ["", "Its checks (not claims of the paper):", ""] + _check_table(wide_checks)
-        lines += ["", f"**At the reduced budget** ({budget or profile + ' profile'}), "]
-    else:
-        lines[-1] += f"At this profile ({budget}), " if budget else "At this profile, "
-    lines[-1] += (f"the paper's {len(head)} headline {_claim_words(head)} come out {counted(head)}; "
-                  f"{met(reduced_checks)} of the {len(reduced_checks)} checks of the runs themselves (teachers at "
-                  "their goal, runs at their pruning target) are met. A verdict here says what the method does at "
-                  "this budget, not at the paper's.")
-    lines += [""] + md_table(["the paper's claim", "measured", "verdict"], _claim_rows(head))
-    lines += ["", "Checks of the runs themselves (not claims of the paper):", ""] + _check_table(reduced_checks)
-    numbers = ", ".join(sorted({str(n).split("_")[0] for n in rest["notebook"]}))
-    lines += ["", _gpu_words(res_dir), "",
-              f"The {len(rest)} other questions (notebooks {numbers}: ablations and comparisons): {counted(rest)}; "
-              "each with its value and noise in [results/verdicts.md](results/verdicts.md)."]
-    times = {}
-    rt = res_dir / "notebook_runtimes.csv"
-    if rt.exists():
-        for r in pd.read_csv(rt).itertuples(index=False):
-            if r.notebook == TOTAL:
-                times[r.kind] = f"{human_duration(float(r.seconds))} ({r.when}, commit {r.commit})"
-    if times:
-        lines += ["", "Time of `make reproduce` on this profile (venv and data in place): "
-                  + "; ".join(f"{k} {times[k]}" for k in ("cold", "cached") if k in times) + "."]
+def readme_summary(res_dir: Path, states: dict | None = None) -> str:
+    """The README's generated first screen and its evidence (findings.py): one sentence per headline network of the
+    paper, the two commands with what each costs (the time of `make reproduce` from notebook_runtimes.csv, the one
+    source every page reads), then the claims-to-evidence table, the checks of the runs, the other questions counted
+    and the GPU evidence. `states`: {arch: where it stands at the paper's width} for the networks with no verdict
+    there (default: findings.paper_width_state)."""
+    rows = findings.read_rows(res_dir)
+    profile = str(rows.iloc[0]["profile"])
+    wrap = findings.wrap
+    lines = [wrap(f"**What this reproduction found** ({findings.data_words(rows)}; start at [the executed index]"
+                  f"({START_HERE.format(profile=profile)})):"), ""]
+    lines += [wrap(f"- {s}", indent="  ") for s in findings.headline_sentences(rows, res_dir, profile, states)]
+    times = findings.time_words(res_dir, commits=False)
+    cost = (f"`make reproduce` took {times} on {MACHINE}, with the venv and data in place ({SETUP_COST}); "
+            if times else "`make reproduce` has no recorded time yet; ")
+    lines += ["", "**Two commands**, each creating `.venv/` with the pinned versions on first use:", "", "```",
+              f"make reproduce   # every notebook, with papermill: results/, figures/, notebooks/executed/{profile}/",
+              "make test        # pytest, then every notebook under nbval, on the tiny smoke profile", "```", "",
+              wrap(cost + f"`make test` takes {MAKE_TEST_COST}. What each does and the other targets: "
+                   "[docs/guide.md](docs/guide.md#commands)."), "",
+              "### The paper's claims and their evidence", ""]
+    lines += findings.evidence_table(rows, res_dir, profile)
+    lines += ["", wrap(_reading_note(rows))]
+    for sentence in (findings.checks_sentence(rows), findings.others_sentence(rows), findings.gpu_words(res_dir)):
+        if sentence:
+            lines += ["", wrap(sentence)]
     return "\n".join(lines)
-
-
-def _claim_words(rows) -> str:
-    """'claims (3 of accuracy kept, 2 of the other pruned ratio it reports)': which of the paper's numbers the rows
-    test (the ratio rows are measured values set against the paper's, claims.other_ratio rows)."""
-    ids = rows["claim_id"].astype(str)
-    ratio = int(ids.str.contains("_other_ratio").sum())
-    kept = len(rows) - ratio
-    parts = [f"{kept} of accuracy kept"] if kept else []
-    parts += [f"{ratio} of the other pruned ratio it reports"] if ratio else []
-    return f"claims ({', '.join(parts)})"
-
-
-def _claim_rows(rows) -> list[list[str]]:
-    """[claim, 'measured: value', '**verdict**'] per verdict row, for `md_table` (which escapes the cells: a
-    measurement such as `|params pruned − 53.61%|` must not split its cell)."""
-    return [[r.claim, f"{r.measured}: {shown_value(r)}", f"**{r.verdict}**"] for r in rows.itertuples(index=False)]
-
-
-def _check_table(checks) -> list[str]:
-    return md_table(["check", "measured", "result"],
-                    [[r.claim, f"{r.measured}: {shown_value(r)}", CHECK_WORDS.get(r.verdict, r.verdict)]
-                     for r in checks.itertuples(index=False)])
 
 
 def replace_block(text: str, block: str) -> str:

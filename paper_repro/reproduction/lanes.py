@@ -8,6 +8,10 @@ is built once, here: each process is handed its arm (`--spec`, arms.Arm.spec) ra
 The notebooks then find every run in runs/ and only load, measure and plot. `--lanes 1` skips this step: each
 notebook trains its runs itself, with every core.
 
+It says where it is: first how many arms there are and the time the last recorded run suggests, then for each
+finished arm "arm k of n" with the time left (progress.py: each arm's share of its notebook's recorded lane seconds,
+rescaled by what the arms measured here).
+
 A lane that fails stops the step with one line naming the arm and its last error line; the runs already
 finished stay cached (the next `reproduce` resumes from them). The teachers come first, in this process: two
 lanes must never train the same teacher at once.
@@ -27,6 +31,8 @@ from ..paper import SUBJECT
 from ..studies.ablation import budget
 from ..train import train_baseline
 from .arms import Arm, all_arms, teacher_archs
+from .navigation import read_runtimes
+from .progress import ArmProgress, arm_estimates, arm_line
 
 # Relative cost of one training image for one network (forward + backward at the cpu widths), from the cpu
 # s/epoch of the committed teachers; only the order of the queue depends on it.
@@ -96,9 +102,11 @@ def _teachers(profile: str, seed: int) -> None:
         train_baseline(arch, profile, seed, progress=False)
 
 
-def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, log=print) -> LaneReport:
+def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, log=print,
+               runtimes: list[dict] | None = None) -> LaneReport:
     """Run every arm in `lanes` processes of `os.cpu_count() // lanes` threads; returns the wall seconds and each
-    arm's seconds (an arm whose status does not say it only read its cache counts as trained)."""
+    arm's seconds (an arm whose status does not say it only read its cache counts as trained). `runtimes`: the
+    recorded run times the progress lines estimate from (default: the profile's notebook_runtimes.csv)."""
     if not (isinstance(lanes, int) and lanes >= 1):
         raise ValueError(f"lanes: must be an integer >= 1, got {lanes!r}")
     t0 = time.perf_counter()
@@ -110,6 +118,10 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
     cmds = {n: arm_command(arms[n], profile, seed, threads) for n in names}  # a bad spec fails here, not in a lane
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PAPER_REPRO_PROGRESS": "0"}
     lock, failures = threading.Lock(), []
+    costs = {n: arm_cost(arms[n], profile) for n in names}
+    rows = read_runtimes(profile) if runtimes is None else runtimes
+    progress = ArmProgress(costs, arm_estimates(costs, {n: arms[n].notebook for n in names}, rows), lanes)
+    log(progress.start_line(), flush=True)
 
     def lane(i: int) -> None:
         while True:
@@ -117,6 +129,7 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
                 if failures or not names:
                     return
                 name = names.pop(0)
+                progress.start(name)
             t = time.perf_counter()
             p = run(cmds[name], env=env, capture_output=True, text=True)
             if p.returncode != 0:
@@ -129,8 +142,9 @@ def fill_cache(profile: str, lanes: int = 2, seed: int = 0, run=subprocess.run, 
             trained = bool(status.get("trained", True))
             with lock:
                 report.arms.append(dict(arm=name, notebook=arms[name].notebook, seconds=seconds, trained=trained))
-            log(f"[reproduce] lane {i + 1}: arm {name} {'trained' if trained else 'cached'} in {seconds:.0f} s",
-                flush=True)
+                k = progress.finish(name, seconds, trained)
+                line = arm_line(k, progress.total, i + 1, name, trained, seconds, progress.left())
+            log(line, flush=True)
 
     workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
     for w in workers:

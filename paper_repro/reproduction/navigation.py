@@ -96,15 +96,47 @@ def relink_executed(path, name: str, profile: str) -> None:
     nbformat.write(nb, str(path))
 
 
+RUNTIMES = "notebook_runtimes.csv"  # in the profile's results folder: every run time a page states comes from it
+# [measured] What `make test` costs, and what a fresh clone adds to `make reproduce` (the venv and the data), on
+# the 2-core development machine; neither is recorded by `reproduce`, so they are stated here once (docs/profiles.md).
+MAKE_TEST_COST = "about 10 min in a clean clone"
+SETUP_COST = "a fresh clone adds a few minutes"
+
+
 def _runtimes_path(profile: str) -> Path:
-    return committed_dirs(profile)[0] / "notebook_runtimes.csv"
+    return committed_dirs(profile)[0] / RUNTIMES
 
 
 def read_runtimes(profile: str) -> list[dict]:
-    path = _runtimes_path(profile)
+    return runtimes_at(_runtimes_path(profile))
+
+
+def runtimes_at(path: Path) -> list[dict]:
+    """The rows of a notebook_runtimes.csv (none when it does not exist)."""
+    path = Path(path)
     if not path.exists():
         return []
     return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def reproduce_times(rows: list[dict]) -> dict[str, dict]:
+    """{"cold": row, "cached": row} of a whole `make reproduce` (the TOTAL rows of notebook_runtimes.csv)."""
+    return {r["kind"]: r for r in rows if r["notebook"] == TOTAL}
+
+
+def reproduce_time_words(rows: list[dict], commits: bool = True) -> str:
+    """'cold 46 min (2026-12-06, commit 9577d4651aa8), cached 12 min (2026-12-06, commit 025afd5beba5)': the one
+    wording of what a whole `make reproduce` took, read from notebook_runtimes.csv's TOTAL rows: the README's
+    summary and the index's opening state it through this function, the index's table from the same rows (each
+    notebook states its own time, `runtime_text`). '' when none is recorded."""
+    got = reproduce_times(rows)
+    parts = []
+    for kind in ("cold", "cached"):
+        if kind in got:
+            r = got[kind]
+            when = f"{r['when']}, commit {r['commit']}" if commits else r["when"]
+            parts.append(f"{kind} {human_duration(float(r['seconds']))} ({when})")
+    return ", ".join(parts)
 
 
 def record_runtime(profile: str, name: str, seconds: float, trained: bool, commit: str,
@@ -192,10 +224,10 @@ def index_markdown(profile: str) -> str:
         t = times.get(name, {})
         table.append([f"[{name}]({name}.ipynb)", title(name).split('·', 1)[-1].strip(), t.get('cold', '—'),
                       t.get('cached', '—')])
-    if TOTAL in times:
+    if reproduce_times(rows):  # the same rows as the README's summary and the index's opening (reproduce_time_words)
         t = times[TOTAL]
-        table.append(["**all**", "all of `make reproduce` (venv and data set up), wall time, as recorded before this "
-                      "copy ran", t.get('cold', '—'), t.get('cached', '—')])
+        table.append(["**all**", "all of `make reproduce` (venv and data set up), wall time up to this index, "
+                      "recorded just before it ran", t.get('cold', '—'), t.get('cached', '—')])
     lines = md_table(["notebook", "what it answers", head["cold"], head["cached"]], table)
     lines += ["", "A notebook's cold time includes the seconds its runs took in `reproduce --lanes`, where the "
               "runs train first in parallel lanes (one thread each): the notebooks' cold times add up to lane time, "

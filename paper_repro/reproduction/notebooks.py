@@ -4,6 +4,11 @@ A notebook's inputs are its code cells, the package sources and the profile; the
 build/stamps/<profile>/. The executed copy goes to notebooks/executed/<profile>/ for reading; trained
 models are cached separately (runs/), so a rerun after a code change retrains only what changed.
 
+It says where it is: "notebook k of n" with the time the notebooks still to run took in the last recorded run
+(progress.py), after the lanes' "arm k of n" (lanes.py). The time of a whole `reproduce` is recorded just before
+the index runs, so that the index, the README's summary and results/notebook_runtimes.csv state the same one; only
+a run in which every notebook ran records it (a run that skipped some measured less than a `make reproduce`).
+
 One `reproduce` per profile at a time (the executed folder is locked, see runlock.py). A notebook that fails
 stops the run with one line naming it, its cell and the error; its half-executed copy is removed, as is one
 that an earlier, killed run left behind."""
@@ -27,8 +32,10 @@ from ..storage import write_text
 from . import headlines
 from .index import write_index, write_readme_summary
 from .lanes import fill_cache
-from .navigation import INDEX, TOTAL, record_runtime, relink_executed, runs_snapshot
+from .navigation import (INDEX, TOTAL, read_runtimes, record_runtime, relink_executed, reproduce_times,
+                         runs_snapshot)
 from .outputs import ENV_NOTEBOOK, ENV_OUTPUTS, committed_dirs
+from .progress import notebook_estimates, notebook_line, notebooks_left
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -74,10 +81,12 @@ def inputs_hash(nb_path: Path, profile: str) -> str:
     for src in sorted((ROOT / "paper_repro").rglob("*.py")):
         h.update(src.relative_to(ROOT).as_posix().encode())
         h.update(src.read_bytes())
-    if nb_path.stem == INDEX:  # its inputs are the other notebooks' outputs
+    if nb_path.stem == INDEX:  # its inputs are the other notebooks' outputs, and the time of the whole run
         res = committed_dirs(profile)[0]
         for name in ("verdicts.csv", "outputs.json"):
             h.update((res / name).read_bytes() if (res / name).exists() else b"")
+        for _, row in sorted(reproduce_times(read_runtimes(profile)).items()):
+            h.update(json.dumps(row, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -96,10 +105,13 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
             print(f"[reproduce] arms: done in {lane_report.seconds:.0f} s", flush=True)
         else:
             lane_report = None
-        trained = _run(paths, profile, out_dir, force, lane_report)
-        if not names:  # the whole of `make reproduce` (without the venv and data setup), for the README and index
-            record_runtime(profile, TOTAL, time.perf_counter() - t_all,
-                           trained or bool(lane_report and lane_report.trained), git_commit())
+
+        def whole_run(trained: bool) -> None:  # just before the index: the time of all of `make reproduce`
+            if not names:  # (without the venv and data setup), which the index and the README then state
+                record_runtime(profile, TOTAL, time.perf_counter() - t_all,
+                               trained or bool(lane_report and lane_report.trained), git_commit())
+
+        _run(paths, profile, out_dir, force, lane_report, before_index=whole_run)
     write_index(profile)
     write_readme_summary(profile)  # results/ changed, even on a partial run: the README's block is made from them
     text = headlines.report(before, headlines.snapshot(committed_dirs(profile)[0]))
@@ -108,19 +120,25 @@ def run_notebooks(profile: str = "cpu", names=None, force: bool = False, lanes: 
         write_text(ROOT / "build" / profile / "reproduce_report.txt", text)
 
 
-def _run(paths, profile, out_dir, force, lane_report=None) -> bool:
+def _run(paths, profile, out_dir, force, lane_report=None, before_index=None) -> bool:
     """Run each notebook; its cold time also counts the lane seconds of the runs it owns (`lane_report`). True when
-    a notebook trained something."""
+    a notebook trained something. `before_index(trained)` is called before the index when every notebook before it
+    ran (none was skipped)."""
     stamp_dir = ROOT / "build" / "stamps" / profile
-    any_trained = False
-    for nb in paths:
+    any_trained, skipped = False, False
+    estimates = notebook_estimates([p.stem for p in paths], read_runtimes(profile))
+    for k, nb in enumerate(paths, 1):
+        if nb.stem == INDEX and before_index is not None and not skipped:
+            before_index(any_trained)
         digest = inputs_hash(nb, profile)
         stamp = stamp_dir / f"{nb.stem}.sha256"
         out = out_dir / nb.name
         if not force and out.exists() and stamp.exists() and stamp.read_text() == digest:
-            print(f"[reproduce] {nb.name}: inputs unchanged, skipped", flush=True)
+            print(notebook_line(k, len(paths), nb.name, "inputs unchanged, skipped"), flush=True)
+            skipped = True
             continue
-        print(f"[reproduce] {nb.name}: running with profile={profile}", flush=True)
+        left = notebooks_left(estimates, [p.stem for p in paths[k - 1:]])
+        print(notebook_line(k, len(paths), nb.name, f"running with profile={profile}", left), flush=True)
         t0 = time.perf_counter()
         os.environ[ENV_PROFILE] = profile
         os.environ[ENV_NOTEBOOK] = f"notebooks/{nb.name}"
@@ -145,6 +163,6 @@ def _run(paths, profile, out_dir, force, lane_report=None) -> bool:
         any_trained |= trained
         record_runtime(profile, nb.stem, seconds + lane_s, trained, git_commit(), lane_seconds=lane_s)
         lanes_note = f", + {lane_s:.0f} s of its runs in the lanes" if lane_s else ""
-        print(f"[reproduce] {nb.name}: done in {seconds:.0f} s ({'cold' if trained else 'cached'}{lanes_note})",
-              flush=True)
+        print(notebook_line(k, len(paths), nb.name, f"done in {seconds:.0f} s ({'cold' if trained else 'cached'}"
+                                                   f"{lanes_note})"), flush=True)
     return any_trained

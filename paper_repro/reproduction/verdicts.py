@@ -20,7 +20,9 @@ all notebooks, each notebook replacing only its own rows.
 """
 from __future__ import annotations
 
+import html
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -115,21 +117,183 @@ def sentence(v: Verdict, profile: str) -> str:
             f"{v.threshold:g}: **{v.verdict}**. ({v.claim})")
 
 
+# What a row is: a claim of the paper, a check that a run did what it was set up to do, or a question around the
+# claims (ablations, controls, comparisons). A check is met or missed, not a claim upheld.
+CLAIM, CHECK, QUESTION = "claim", "check", "question"
+CHECK_WORDS = {SUPPORTED: "met", CONTRADICTED: "missed"}
+SHORT_VERDICTS = {SUPPORTED: "supported", CONTRADICTED: "contradicted", INCONCLUSIVE: "inconclusive",
+                  NOT_TESTABLE: "not testable", NOT_COMPARABLE: "not comparable", NOT_YET: "not testable yet"}
+
+
+def is_check(claim_id: str) -> bool:
+    """A row that checks a run against its own goal (a teacher reaching its accuracy goal, a run its pruning
+    target), not a claim of the paper: it says the experiment did what it was set up to do."""
+    return claim_id.startswith("teacher_converged_") or claim_id.endswith(("_params_pruned", "_flops_pruned"))
+
+
+def is_paper_width(claim_id: str) -> bool:
+    """A row of the paper-width study (claims.paper_width_verdicts: ids carry `<arch>_w1`): the runs at the paper's
+    width, said apart from the profile's reduced budget."""
+    return re.search(r"_w1(_|$)", claim_id) is not None
+
+
+def row_kind(v) -> str:
+    """CLAIM (the paper's source, not a check), CHECK or QUESTION, of a Verdict or a verdicts.csv row."""
+    if is_check(str(v.claim_id)):
+        return CHECK
+    return CLAIM if str(v.source).startswith("paper") else QUESTION
+
+
+def _text(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+
+
+def _measured(v) -> bool:
+    return not (v.value is None or (isinstance(v.value, float) and math.isnan(v.value)))
+
+
+def value_words(v, context: bool = True) -> str:
+    """The value with its ±K_SIGMA·σ and unit, as a reader says it: '-0.51 ± 0.62 points' (a difference, signed),
+    '0.93 points' (a distance, |a − b|), '84.99%', '2.37 ± 0.06× (CPU, batch 64, width 1.0)' (`context`: where
+    a speed-up was timed); '—' when nothing was measured."""
+    if not _measured(v):
+        return "—"
+    measured, noise = _text(v.measured), float(v.noise or 0)
+    spread = f" ± {K_SIGMA * noise:.2f}" if noise else ""
+    if "speed-up" in measured:  # 'measured speed-up, CPU, batch 64, width 1.0; ...': where it was timed
+        where = measured.split("measured speed-up, ", 1)[-1].split(";")[0]
+        return f"{v.value:.2f}{spread}×" + (f" ({where})" if context else "")
+    if "points" in measured:
+        return (f"{v.value:.2f}" if measured.startswith("|") else f"{v.value:+.2f}") + f"{spread} points"
+    if "%" in measured:
+        return f"{v.value:.2f}%{spread}"
+    return f"{v.value:.2f}{spread}"
+
+
+_MEAN_SEEDS = re.compile(r"mean over seeds ([\d, ]+\d)")
+_ONE_SEED = re.compile(r"(?:^|, )seed (\d+)(?:$|[ ,(])")
+_PER_SEED = re.compile(r"(?:^|; )seed (\d+)(?: \(.*?\))?: [-+−]?\d")  # '; seed 1 (Intel(R) Xeon(R)): -0.25 ± ...'
+
+
+def seeds_of(v) -> list[int]:
+    """The seeds the value rests on, read from the row: 'mean over seeds 0, 1' or 'seed 0' in its measured text, the
+    per-seed entries of a paired noise source ('seed 1 (AMD EPYC): ...'), else the row's own seed (one run; an
+    ablation's σ may come from more seeds of its reference arm: `noise_seeds`)."""
+    measured, source = _text(v.measured), _text(v.noise_source)
+    m = _MEAN_SEEDS.search(measured)
+    if m:
+        return [int(x) for x in m[1].split(",")]
+    per = _PER_SEED.findall(source)
+    if per:
+        return [int(x) for x in per]
+    m = _ONE_SEED.search(measured)
+    if m:
+        return [int(m[1])]
+    seed = getattr(v, "seed", None)
+    try:
+        return [int(float(seed))]
+    except (TypeError, ValueError):
+        return [0]
+
+
+def noise_seeds(v) -> list[int]:
+    """The seeds σ was measured over, when they are not the value's own ('seeds 0, 1, 2 on ...': an ablation's
+    reference arm rerun); [] otherwise."""
+    m = re.match(r"seeds ([\d, ]+\d)", _text(v.noise_source))
+    return [int(x) for x in m[1].split(",")] if m else []
+
+
+def spread_words(v) -> str:
+    """What the ±K_SIGMA·σ covers, in a few words: 'paired over the test images and the seeds', 'the test-set
+    sampling error, a lower bound', 'σ over seeds 0, 1, 2 of the reference arm', 'exact'."""
+    source = _text(v.noise_source)
+    if not float(v.noise or 0):
+        return "exact" if _measured(v) else ""
+    if source.startswith("paired"):
+        return "paired over the same test images" + (" and the seeds" if len(seeds_of(v)) > 1 else "")
+    if source.startswith("test-set sampling"):
+        return "the test-set sampling error, a lower bound"
+    if noise_seeds(v):
+        return f"σ over seeds {', '.join(map(str, noise_seeds(v)))}"
+    return source.split(";")[0]
+
+
+def seeds_words(v) -> str:
+    """'n = 2 seeds (0, 1)', 'n = 1 seed', 'n = 1 seed; σ from 3' (an ablation's reference arm); '' for a timing
+    (its σ is the timed calls')."""
+    if "timed calls" in _text(v.noise_source) or "timing" in _text(v.noise_source):
+        return ""
+    seeds, sigma = seeds_of(v), noise_seeds(v)
+    words = f"n = {len(seeds)} seed{'s' if len(seeds) > 1 else ''}" + (
+        f" ({', '.join(map(str, seeds))})" if len(seeds) > 1 else "")
+    return words + (f"; σ from {len(sigma)}" if len(sigma) > 1 and sigma != seeds else "")
+
+
+def _count_words(rows, check: bool = False) -> str:
+    counts = {}
+    for v in rows:
+        word = CHECK_WORDS.get(v.verdict, v.verdict) if check else v.verdict
+        counts[word] = counts.get(word, 0) + 1
+    return ", ".join(f"{n} {w}" for w, n in counts.items())
+
+
+def _item(v, check: bool = False) -> str:
+    verdict = CHECK_WORDS.get(v.verdict, v.verdict) if check else SHORT_VERDICTS.get(v.verdict, v.verdict)
+    claim = re.sub(r" \(read: [^)]*\)$", "", _text(v.claim))
+    if not _measured(v):
+        return f"{claim} ({_text(v.measured)}: {verdict})"
+    return f"{claim}: {value_words(v)} ({verdict})"
+
+
+def answer_paragraph(verdicts) -> str:
+    """A notebook's answer in one generated paragraph, from its verdict rows (Verdicts, or rows of verdicts.csv):
+    the paper's claims it tests, the checks of its runs and the questions around them, each counted by verdict
+    with every value ± K_SIGMA·σ, then what σ covers. Every number is the rows'; '' when there are none."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        return ""
+    groups = {k: [v for v in verdicts if row_kind(v) == k] for k in (CLAIM, QUESTION, CHECK)}
+    parts = []
+    for kind, label in ((CLAIM, "The paper's claims tested here"),
+                        (QUESTION, "The questions around them" if groups[CLAIM] else "The questions it asks"),
+                        (CHECK, "Checks of the runs, not claims of the paper")):
+        rows = groups[kind]
+        if rows:
+            check = kind == CHECK
+            parts.append(f"{label} ({len(rows)}): {_count_words(rows, check)}. "
+                         + "; ".join(_item(v, check) for v in rows) + ".")
+    spreads = list(dict.fromkeys(spread_words(v) + (f" ({seeds_words(v)})" if seeds_words(v) else "")
+                                 for v in verdicts if float(v.noise or 0) and _measured(v)))
+    if spreads:
+        parts.append(f"The ± is {K_SIGMA:g}σ: " + "; ".join(spreads) + ".")
+    return " ".join(parts)
+
+
 @dataclass
 class VerdictReport:
-    """What a notebook's verdict cell shows: the table, then one generated sentence per claim."""
+    """What a notebook's verdict cell shows: its answer in a paragraph (`answer_paragraph`), the table, then one
+    generated sentence per claim (collapsed in the HTML)."""
     table: pd.DataFrame
     sentences: list[str]
+    answer: str = ""
 
     def _repr_html_(self) -> str:
         items = "".join(f"<li>{s.replace('**', '')}</li>" for s in self.sentences)
-        return self.table.to_html(index=False) + (f"<ul>{items}</ul>" if items else "")
+        answer = f"<p><b>In short.</b> {_html(self.answer)}</p>" if self.answer else ""
+        return answer + self.table.to_html(index=False) + (
+            f"<details><summary>Each verdict in a sentence</summary><ul>{items}</ul></details>" if items else "")
 
     def _repr_markdown_(self) -> str:
-        return "\n".join(f"- {s}" for s in self.sentences)
+        answer = f"**In short.** {self.answer}\n\n" if self.answer else ""
+        return answer + "\n".join(f"- {s}" for s in self.sentences)
 
     def __repr__(self) -> str:
-        return self.table.to_string(index=False) + "".join(f"\n- {s}" for s in self.sentences)
+        answer = f"In short. {self.answer}\n\n" if self.answer else ""
+        return answer + self.table.to_string(index=False) + "".join(f"\n- {s}" for s in self.sentences)
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=False)
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -174,7 +338,7 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
                       "deviation over seeds; for a difference of two arms, √2 × that of one arm; paired rows: the "
                       "standard error of the mean paired difference over the same test images and the seeds); 0 for "
                       "deterministic quantities; noise_source says how it was measured.")
-    return VerdictReport(verdict_table(verdicts), [sentence(v, profile) for v in verdicts])
+    return VerdictReport(verdict_table(verdicts), [sentence(v, profile) for v in verdicts], answer_paragraph(verdicts))
 
 
 def read_verdicts(profile: str) -> list[Verdict]:
