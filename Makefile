@@ -37,12 +37,16 @@ reproduce: $(STAMP) data
 # BUDGET=M stops cleanly after M minutes (commit teachers/ and run again to go on). Two lanes of one thread
 # each: on 2 cores that trains 1.3x faster than one process with two threads (measured, docs/profiles.md).
 TEACHER_FLAGS = --profile cpu --threads 1 $(if $(BUDGET),--budget-minutes $(BUDGET)) $(if $(RETRAIN),--retrain)
-# Then the paper-width teacher (config.PAPER_WIDTH: resnet56 at width 1.0, hours of one lane; docs/profiles.md).
+# Then the paper-width teachers (config.PAPER_WIDTH: resnet56, vgg_small and mobilenetv2 at width 1.0, hours to days
+# of one lane each; docs/profiles.md), MobileNetV2's (the longest) in one lane, the others in the other. The bf16 ones
+# need a processor with native bf16: a lane without it skips them with one line.
 teachers: $(STAMP) data
 	$(PY) -m paper_repro teachers --archs mobilenetv2 $(TEACHER_FLAGS) & lane=$$!; \
 	$(PY) -m paper_repro teachers --archs resnet56,vgg_small $(TEACHER_FLAGS); rc=$$?; \
 	wait $$lane && test $$rc = 0 && \
-	$(PY) -m paper_repro teachers --archs resnet56 --paper-width $(TEACHER_FLAGS)
+	{ $(PY) -m paper_repro teachers --archs mobilenetv2 --paper-width $(TEACHER_FLAGS) & lane=$$!; \
+	  $(PY) -m paper_repro teachers --archs resnet56,vgg_small --paper-width $(TEACHER_FLAGS); rc=$$?; \
+	  wait $$lane && test $$rc = 0; }
 
 # The committed runs at the paper's width (paper_width/cpu/, issue 23; docs/profiles.md), in two lanes of one
 # thread each: the paper-width teacher, the method's first seed, its fine-tuning test, its second seed, the

@@ -268,7 +268,7 @@ def _add_teachers(sub):
     tc.add_argument("--retrain", action="store_true", help="from scratch, replacing committed teachers and state")
     tc.add_argument("--publish-only", action="store_true", help="only copy runs/ state to teachers/, no training")
     tc.add_argument("--paper-width", action="store_true",
-                    help="the paper-width teachers (config.PAPER_WIDTH: cpu resnet56 at width 1.0) instead of the "
+                    help="the paper-width teachers (config.PAPER_WIDTH: cpu: resnet56, vgg_small, mobilenetv2 at width 1.0) instead of the "
                          "profile's reduced-width ones")
     tc.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     tc.add_argument("--data-dir", default=None)
