@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -33,7 +32,7 @@ from .counting import CostModel
 from .models import build_model
 from .provenance import NATIVE_BF16_FLAGS, ROOT, cpu_model, native_bf16_cpu, resolve_device
 from .runlock import epochs_done, lock_run_folder
-from .storage import load_checkpoint, load_state, save_checkpoint, write_json, write_text
+from .storage import load_checkpoint, load_state, read_json, save_checkpoint, write_json, write_text
 
 ENV_RUNS = "PAPER_REPRO_RUNS"  # the runs/ folder: a shared one lets many machines fill one cache (reproduction/arms.py)
 RUNS = Path(os.environ.get(ENV_RUNS) or ROOT / "runs")
@@ -70,7 +69,8 @@ class RunFolder:
     Under torchrun rank 0 alone locks and writes."""
     path: Path
     key: str
-    settings: dict  # the resolved settings the key hashes (config.json adds what the run measured, e.g. the data)
+    settings: dict  # what config.json records: the resolved settings the key hashes (a classic arm: less what it
+    # does not use of its baseline block), plus what the run measured (e.g. the data); never a machine path
     identity: dict  # what a state file must record to be this run's: arch and config_key
     state_name: str = "state.pt"
 
@@ -106,7 +106,9 @@ class RunFolder:
 
     def summary(self) -> dict:
         """The recorded summary ({} before the run finished)."""
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+        if not self.summary_path.exists():
+            return {}
+        return read_json(self.summary_path, f"Delete it (rm '{self.summary_path}') to finish that run again.")
 
     def write_summary(self, summary: dict) -> None:
         if DI.is_main():
@@ -407,15 +409,33 @@ def out_of_time(t_call: float, budget_s: float | None, walls: list[float], metri
     return (time.perf_counter() if now is None else now) - t_call + estimate > budget_s
 
 
+_AFTER_EPOCH: list = []  # callbacks of `after_each_epoch`, called by `save_epoch`
+
+
+@contextlib.contextmanager
+def after_each_epoch(fn):
+    """Within the block, call `fn(state_path)` after every epoch's state and tables are written (rank 0 only), e.g.
+    to carry a committed run's state to its store after every epoch. It reads what was written and changes
+    nothing of the training."""
+    _AFTER_EPOCH.append(fn)
+    try:
+        yield
+    finally:
+        _AFTER_EPOCH.remove(fn)
+
+
 def save_epoch(state_path: Path, state: dict, **tables) -> None:
-    """After an epoch: the state (atomically), then each table as <name>.csv beside it; under torchrun rank 0
-    writes and the others wait for it (the next epoch, or a resume, reads what was written)."""
+    """After an epoch: the state (atomically), then each table as <name>.csv beside it, then the `after_each_epoch`
+    callbacks; under torchrun rank 0 writes and the others wait for it (the next epoch, or a resume, reads what was
+    written)."""
     if not DI.is_main():
         DI.barrier()
         return
     save_checkpoint(state_path, state)
     for name, rows in tables.items():
         write_text(state_path.parent / f"{name}.csv", metrics_csv(rows))
+    for fn in list(_AFTER_EPOCH):
+        fn(state_path)
     DI.barrier()
 
 

@@ -20,11 +20,16 @@ from .storage import load_checkpoint, load_state, save_checkpoint, write_json
 PRUNED_STATE = "pruned_state.pt"
 
 
+def pruned_state(arch: str, num_classes: int, width: float, widths, state: dict, **extra) -> dict:
+    """What pruned_state.pt holds: what rebuilds the pruned network, plus `extra` (e.g. config_key)."""
+    return dict(arch=arch, num_classes=num_classes, width=width, widths=[int(w) for w in widths], state_dict=state,
+                **extra)
+
+
 def write_pruned_state(out_dir, arch: str, num_classes: int, width: float, widths, state: dict, **extra) -> Path:
-    """out_dir/pruned_state.pt, atomically: what rebuilds the pruned network, plus `extra` (e.g. config_key)."""
+    """out_dir/pruned_state.pt, atomically (`pruned_state`)."""
     path = Path(out_dir) / PRUNED_STATE
-    save_checkpoint(path, dict(arch=arch, num_classes=num_classes, width=width, widths=[int(w) for w in widths],
-                               state_dict=state, **extra))
+    save_checkpoint(path, pruned_state(arch, num_classes, width, widths, state, **extra))
     return path
 
 

@@ -33,7 +33,7 @@ from .models.groups import FlatGroups
 from .provenance import device_name, git_commit
 from .runlock import holds_run_locks
 from .sensitivity import CRITERIA, flat_scores, smallest_masks
-from .storage import load_state, save_checkpoint
+from .storage import load_state, repo_path, save_checkpoint, sha256_file
 from .export import save_pruned
 from .surgery import dead_masks, logit_gap, mask_model, prune_model
 from .train import BaselineRun, load_teacher, train_baseline
@@ -119,9 +119,11 @@ def resolve_method(arch: str, target, profile: str = "cpu", seed: int = 0, **ove
 
 
 def run_key(cfg: dict) -> str:
-    """A method run's cache key: its resolved settings with its teacher's (`teacher_config`, and the checkpoint's
-    path when one was given), less the profile's name and the execution setting `compile`."""
-    return config_key(cfg, exclude=("profile", "compile"))
+    """A method run's cache key: its resolved settings with its teacher's (`teacher_config`: what the teacher is,
+    however it was handed in), less the profile's name, the execution setting `compile` and any path: a
+    `teacher_checkpoint` says where a teacher was found, never what the run is (a clone elsewhere, or a shared
+    runs/ cache, gets the same key)."""
+    return config_key(cfg, exclude=("profile", "compile", "teacher_checkpoint"))
 
 
 @dataclass
@@ -372,18 +374,19 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
                 compile=EXECUTION["compile"], **overrides) -> MethodRun:
     """Baseline (cached) → label-free sparse training of N students → channel removal.
 
-    `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline
-    checkpoint path, or a loaded `train.BaselineRun` (e.g. a committed teacher of other settings: recorded by its
-    settings, not its path); default: the profile's baseline of this seed (committed, or cached, or trained). `out`: the run
-    folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs resume; `max_epochs_now` and
-    `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget covers this call's method
-    epochs, not the teacher's training nor the removal after the last epoch). `compile`: a torch.compile mode
-    for the distillation step (`config.COMPILE_MODES`), as in train_baseline."""
+    `export=False` skips writing pruned.pt2 (slow; the ablations do not need it). `teacher`: a baseline checkpoint
+    path, or a loaded `train.BaselineRun` (e.g. a committed teacher of other settings); either way the run is keyed
+    by the teacher's settings, never by a path (`run_key`); default: the profile's baseline of this seed (committed,
+    or cached, or trained). `out`: the run folder (default runs/prune/<arch>-<target>-<key>). Interrupted runs
+    resume; `max_epochs_now` and `time_budget_s` stop between epochs on purpose (as in train_baseline; the budget
+    covers this call's method epochs, not the teacher's training nor the removal after the last epoch). `compile`: a
+    torch.compile mode for the distillation step (`config.COMPILE_MODES`), as in train_baseline."""
     cfg = resolve_method(arch, target, profile, seed, compile=compile, **overrides)
     # Everything that can be wrong with the input is checked before any training starts.
     tgt, dev, b, cost_model = checked_target(arch, cfg, device)
     dev = DI.local_device(dev)  # under torchrun on GPUs: cuda:LOCAL_RANK
     check_precision(run_precision(b), dev)
+    given = None  # a teacher checkpoint's path: where it was found (recorded where it lies in the checkout), not keyed
     if isinstance(teacher, BaselineRun):  # a loaded baseline: its settings say what it is
         if teacher.config["width"] != b["width"] or teacher.config["arch"] != arch:
             raise ValueError(f"teacher: a {teacher.config['arch']} at width {teacher.config['width']}, the students "
@@ -392,10 +395,12 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         cfg["teacher_config"] = teacher.config
     elif teacher is not None:
         teacher_model, baseline_acc, teacher_cfg, _ = load_teacher(teacher, arch, b)
-        teacher_device = "given checkpoint"
-        # Recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher
-        # may differ from the profile (e.g. fewer epochs), and the record says how.
-        cfg["teacher_checkpoint"], cfg["teacher_config"] = str(teacher), teacher_cfg
+        teacher_device, given = "given checkpoint", str(teacher)
+        # Keyed by its settings, as a loaded baseline is (one rule: what the teacher is, never where it lies), and
+        # recorded beside `baseline`, which stays what the students train with (data, batch, lr): the teacher may
+        # differ from the profile (e.g. fewer epochs), and the record says how. A checkpoint without settings is
+        # known by its content.
+        cfg["teacher_config"] = teacher_cfg if teacher_cfg is not None else {"sha256": sha256_file(teacher)}
     else:  # the profile's teacher (committed for the cpu profile), whatever the students' recipe
         base = train_baseline(arch, profile, seed, device=device, data_dir=data_dir, download=download,
                               progress=progress)
@@ -420,7 +425,9 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
     if st is not None:
         start, metrics, scores_log, seconds = st["epoch"], st["metrics"], st["scores"], st["seconds"]
     if not complete:
-        run.write_settings(lambda_max_effective=method.lam_max, **ds.stamp())
+        where = repo_path(given) if given is not None else None
+        run.write_settings(lambda_max_effective=method.lam_max, **ds.stamp(),
+                           **({"teacher_checkpoint": where} if where is not None else {}))
 
     if progress and start >= cfg["epochs"] and DI.is_main():
         print(f"{arch} method ({cfg['target']}): trained students cached in {run.path.name}; cut again, measured as "
@@ -451,7 +458,8 @@ def prune_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: 
         DI.barrier()  # torchrun: the other ranks read the summary rank 0 wrote
         if not DI.is_main():
             summary, pruned = finish(False)
-    return MethodRun(cfg, method.teacher, method.students, pruned, summary, metrics, scores_log, run.path)
+    return MethodRun(cfg if given is None else dict(cfg, teacher_checkpoint=given), method.teacher, method.students,
+                     pruned, summary, metrics, scores_log, run.path)
 
 
 def finetune(model, teacher, cfg, train_b, dev):

@@ -6,6 +6,8 @@ naming the file; its temporary file is removed, and one left by a killed process
 of that folder (`remove_stale_temps`, called when a run folder is locked)."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -15,7 +17,11 @@ from pathlib import Path
 
 import torch
 
+from .provenance import ROOT
+
 CHECKPOINT_FORMAT = "paper_repro.checkpoint/1"
+DIGESTS = "digests.json"  # a committed record's sha256 of each file it published (`write_digests`, `check_digests`)
+DIGESTS_FORMAT = "paper_repro.digests/1"
 _IMPORTED = time.time()
 
 
@@ -114,13 +120,99 @@ def write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 
 
+def json_bytes(obj) -> bytes:
+    """What `write_json` writes for `obj`, as bytes (to digest a record before it is written)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(path, json_bytes(obj).decode())
 
 
 def save_checkpoint(path, payload: dict) -> Path:
     payload = dict(payload, format=CHECKPOINT_FORMAT)
     return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def checkpoint_bytes(payload: dict) -> bytes:
+    """What `save_checkpoint` writes for `payload`, as bytes (to digest a record before it is written)."""
+    buf = io.BytesIO()
+    torch.save(dict(payload, format=CHECKPOINT_FORMAT), buf)
+    return buf.getvalue()
+
+
+# -- committed records: paths, named JSON, digests ------------------------------------------------------------------
+def repo_path(path) -> str | None:
+    """`path` relative to the checkout (posix), for a record to name a file by: None when it lies outside it (a
+    record never holds an absolute path: a clone elsewhere, or a shared cache, would read a stranger's)."""
+    try:
+        return Path(path).resolve().relative_to(ROOT.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def restore_remedy(path) -> str:
+    """What to do about a damaged or missing committed file: take it back from git (never retrain over it)."""
+    return f"Restore it with `git checkout -- {repo_path(path) or path}`"
+
+
+def read_json(path, remedy: str | None = None):
+    """The JSON in `path`; a missing or malformed file is one CheckpointError naming it, where the parser failed,
+    and `remedy` (default: restore it from git, as for a committed record). Read store files with this before any
+    training starts, so that a damaged record stops a call at once, not hours later."""
+    path = Path(path)
+    remedy = remedy or restore_remedy(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found. {remedy}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e}). {remedy}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}). {remedy}") from None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_digests(folder, digests: dict[str, str]) -> Path:
+    """folder/digests.json: {file name: sha256} of the files a publish writes (the finished marker's included,
+    digested before it is written: the marker comes last)."""
+    return write_json(Path(folder) / DIGESTS, {"format": DIGESTS_FORMAT, "sha256": dict(sorted(digests.items()))})
+
+
+def check_digests(folder) -> str:
+    """Check every file folder/digests.json names against its recorded sha256: one CheckpointError naming the
+    first file that is missing or differs (hand-edited, cut short) and how to restore it. Returns 'checked', or
+    'legacy: no digests recorded' for a record published before digests were kept (accepted as it is)."""
+    folder = Path(folder)
+    if not (folder / DIGESTS).exists():
+        return "legacy: no digests recorded"
+    rec = read_json(folder / DIGESTS)
+    if not isinstance(rec, dict) or rec.get("format") != DIGESTS_FORMAT or not isinstance(rec.get("sha256"), dict):
+        raise CheckpointError(f"{folder / DIGESTS}: not a digests record (format {DIGESTS_FORMAT!r} expected). "
+                              f"{restore_remedy(folder / DIGESTS)}")
+    for name, want in rec["sha256"].items():
+        path = folder / name
+        if not path.exists():
+            raise CheckpointError(f"{path}: missing from a published record ({DIGESTS} names it). "
+                                  f"{restore_remedy(path)}")
+        got = sha256_file(path)
+        if got != want:
+            raise CheckpointError(f"{path}: not the file that was published (sha256 {got[:12]}, {DIGESTS} records "
+                                  f"{want[:12]}): edited or cut short. {restore_remedy(path)}")
+    return "checked"
 
 
 def copy_if_further(src, dst, expect: dict | None = None, remedy: str | None = None) -> bool:

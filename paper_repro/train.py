@@ -19,7 +19,7 @@ from .counting import count
 from .models import build_model
 from .provenance import ROOT, device_name, git_commit, resolve_device
 from .runlock import holds_run_locks
-from .storage import TEACHER_REMEDY, CheckpointError, load_checkpoint, load_state
+from .storage import TEACHER_REMEDY, CheckpointError, check_digests, load_checkpoint, load_state
 
 
 @dataclass
@@ -181,21 +181,28 @@ def train_teachers(archs, profile: str = "cpu", seed: int = 0, budget_s: float |
     if not T.is_committed_profile(profile):
         raise ValueError(f"profile: teachers are committed for {', '.join(T.COMMITTED_PROFILES)} only, got {profile!r}")
     t0, rows = time.perf_counter(), []
+    for arch in archs:  # before anything trains: a refused retrain deletes nothing, a damaged record stops the call
+        overrides = paper_width_overrides(arch, profile) if paper_width else {}
+        cfg = resolve_baseline(arch, profile, seed, **overrides)
+        d = T.teacher_dir(arch, profile, seed, cfg["width"])
+        if retrain:
+            T.drop_for_retrain(d, run_dir_for(cfg))  # the run folder's lock first, then delete
+        T.check_record(d)
     for arch in archs:
         overrides = paper_width_overrides(arch, profile) if paper_width else {}
         cfg = resolve_baseline(arch, profile, seed, **overrides)
         d = T.teacher_dir(arch, profile, seed, cfg["width"])
         ckpt_path = run_dir_for(cfg) / "checkpoint.pt"
-        if retrain:
-            for f in (d / T.WEIGHTS, d / T.RESUME, ckpt_path):
-                f.unlink(missing_ok=True)
-        elif (d / T.WEIGHTS).exists():
+        if (d / T.WEIGHTS).exists():
+            ckpt = T.read_committed(d)  # a teacher.pt that does not load is refused (restore it), never replaced
             try:
-                T.check_teacher(load_checkpoint(d / T.WEIGHTS), d / T.WEIGHTS, cfg)
+                T.check_teacher(ckpt, d / T.WEIGHTS, cfg)
+            except CheckpointError:  # other settings: `make teachers` is the command that replaces a stale teacher
+                T.clear_record(d)
+            else:
+                check_digests(d)
                 rows.append(dict(arch=arch, status="finished (committed)", folder=str(d)))
                 continue
-            except CheckpointError:
-                (d / T.WEIGHTS).unlink()  # `make teachers` is the command that replaces a stale teacher
         refused = precision_refusal(run_precision(cfg), resolve_device(device))
         if refused is not None:  # this lane trains the teachers it can; the one line says why not this one
             rows.append(dict(arch=arch, status=f"skipped: {refused}", folder=str(d)))

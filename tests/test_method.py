@@ -113,7 +113,8 @@ def test_given_teacher_is_recorded_beside_the_training_settings(tmp_path):
                       teacher=short.run_dir / "checkpoint.pt", **KW)
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["teacher_config"]["epochs"] == 1 and cfg["baseline"]["epochs"] == 2
-    assert cfg["teacher_checkpoint"].endswith("checkpoint.pt")
+    assert r.config["teacher_checkpoint"] == str(short.run_dir / "checkpoint.pt")  # the caller learns where it was
+    assert "teacher_checkpoint" not in cfg  # the record: only relative to the checkout (this runs/ lies outside it)
     assert r.summary["baseline_acc"] == short.test_acc
 
 

@@ -7,15 +7,41 @@ import re
 import pytest
 import torch
 
+import paper_repro.engine as E
+import paper_repro.teachers as TC
 import paper_repro.train as T
 from paper_repro.allocation import pruned_ratio
 from paper_repro.counting import CostModel
 from paper_repro.export import load_pruned
 from paper_repro.models import build_model
-from paper_repro.provenance import cpu_model
-from paper_repro.runlock import run_lock
+from paper_repro.provenance import ROOT, cpu_model
+from paper_repro.runlock import RunLockedError, run_lock
 from paper_repro.reproduction import paper_width as P
 from paper_repro.storage import CheckpointError, load_checkpoint
+from paper_repro.studies import classic
+
+# A string that names a file by an absolute path: POSIX ("/..."), home ("~/..."), Windows ("C:\\...", "\\\\host").
+ABSOLUTE = re.compile(r"^(/|~/|[A-Za-z]:[\\/]|\\\\)")
+BINARY_FIELDS = ("correct_bits",)  # per_image.json's base64 bits ("/" is one of its digits)
+
+
+def absolute_paths(obj, where=""):
+    """Every string of a JSON value that is an absolute path, with where it sits."""
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() if k not in BINARY_FIELDS for p in absolute_paths(v, f"{where}.{k}")]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in absolute_paths(v, f"{where}[{i}]")]
+    return [f"{where}: {obj}"] if isinstance(obj, str) and ABSOLUTE.match(obj) else []
+
+
+def json_paths(folder):
+    """{file: [absolute paths]} of every JSON file under `folder` that holds one."""
+    found = {}
+    for f in sorted(folder.rglob("*.json")):
+        hits = absolute_paths(json.loads(f.read_text()))
+        if hits:
+            found[str(f)] = hits
+    return found
 
 KW = dict(device="cpu", progress=False)
 
@@ -55,6 +81,9 @@ def test_runs_wait_for_the_teacher_then_train_and_publish(store):
         assert abs(recs[name]["summary"]["flops_pruned"] - method["flops_pruned"]) < 0.01, name
     ft = recs["finetune"]["summary"]
     assert ft["acc_before_finetune"] == method["pruned_acc"]  # the method's own pruned network, measured again
+    assert json_paths(store / "paper_width") == {}  # no record names a file by an absolute path (peer-tp's teacher)
+    l1 = json.loads((P.runs("smoke")["peer-l1"].folder("smoke") / "config.json").read_text())
+    assert sorted(l1["baseline"]) == sorted(classic.BASELINE_USED)  # what the arm used of its students' settings
     c = P.curves(list(recs.values()))  # notebook 02's figure: the label-free runs per epoch and student
     assert set(c["run"]) == {"method-s0", "method-s1", "control-distill"}
     assert len(c) == 3 * 2 * 2 and c["flops_pruned"].between(0, 1).all()  # 3 runs x 2 epochs x 2 students
@@ -174,6 +203,7 @@ def test_record_of_other_settings_or_data_is_one_line_naming_the_retrain_command
     assert "\n" not in str(e.value) and P.RETRAIN_COMMAND in str(e.value)
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "config_key": "000000000000"}))
+    (d / "digests.json").unlink()  # a record published before digests (else the edit itself is refused, see below)
     with pytest.raises(CheckpointError) as e:
         P.load_records("smoke")
     assert "000000000000" in str(e.value) and P.RETRAIN_COMMAND in str(e.value)
@@ -271,3 +301,162 @@ def test_method_noise_names_every_processor_of_the_finished_seeds():
     assert noise.source.startswith("seeds 0, 1 on AMD EPYC and Intel(R) Xeon(R) Processor (accuracy, %: 89.07, 89.33)")
     assert noise.values_points == pytest.approx([89.07, 89.33])
     assert P.method_noise([rec(0, None, state="not started")]) is None
+
+
+# -- the store keeps what it holds (issue 35, items 4 and 6) -------------------------------------------------------
+def test_committed_records_hold_no_absolute_path_and_load_under_their_keys():
+    """Every committed JSON record under teachers/ and paper_width/: no absolute path (a clone elsewhere would read a
+    stranger's file); every finished paper-width record carries the key today's settings give it (read, not
+    retrained)."""
+    assert {**json_paths(ROOT / "teachers"), **json_paths(ROOT / "paper_width")} == {}
+    for row in P.load_records("cpu"):  # checks each finished record's key (and digests, where it has them)
+        if row["state"] == "finished":
+            assert row["config"]["config_key"] == P.expected_key(P.runs("cpu")[row["run"]], "cpu"), row["run"]
+
+
+def test_a_refused_retrain_deletes_nothing(store):
+    """`make paper-width ONLY=method-s0 RETRAIN=1` beside a lane training method-s0: the lock is taken before
+    anything is deleted, so the refused call leaves the committed progress and the local state as they were."""
+    T.train_teachers(["resnet20"], "smoke", paper_width=True, **KW)
+    P.train_runs(["method-s0"], "smoke", max_epochs_now=1, **KW)
+    run = P.runs("smoke")["method-s0"]
+    kept = {f: f.read_bytes() for f in run.folder("smoke").rglob("*") if f.is_file()}
+    local = (run.run_dir("smoke") / "state.pt").read_bytes()
+    with run_lock(run.run_dir("smoke")):  # the lane
+        with pytest.raises(RunLockedError):
+            P.train_runs(["method-s0"], "smoke", retrain=True, **KW)
+    assert {f: f.read_bytes() for f in run.folder("smoke").rglob("*") if f.is_file()} == kept
+    assert (run.run_dir("smoke") / "state.pt").read_bytes() == local
+
+
+def test_a_finished_run_without_its_summary_is_refused_not_retrained(store):
+    P.train_runs(["control-scratch"], "smoke", **KW)
+    d = P.runs("smoke")["control-scratch"].folder("smoke")
+    (d / "summary.json").unlink()
+    kept, trained = {f: f.read_bytes() for f in d.rglob("*") if f.is_file()}, E.epochs_run()
+    with pytest.raises(CheckpointError) as e:
+        P.train_runs(["control-scratch"], "smoke", **KW)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{d / 'summary.json'}: missing")
+    assert f"git checkout -- {d / 'summary.json'}" in msg
+    assert E.epochs_run() == trained and {f: f.read_bytes() for f in d.rglob("*") if f.is_file()} == kept
+    with pytest.raises(CheckpointError, match="summary.json: missing"):
+        P.load_records("smoke")  # a notebook does not read it as "not started" either
+
+
+def test_a_finished_run_missing_a_record_is_refused_even_without_digests(store):
+    P.train_runs(["control-scratch"], "smoke", **KW)
+    d = P.runs("smoke")["control-scratch"].folder("smoke")
+    (d / "digests.json").unlink(missing_ok=True)  # a record published before digests
+    (d / "pruned_state.pt").unlink()
+    with pytest.raises(CheckpointError) as e:
+        P.train_runs(["control-scratch"], "smoke", **KW)
+    assert str(e.value).startswith(f"{d / 'pruned_state.pt'}: missing from a finished run's records")
+    assert f"git checkout -- {d / 'pruned_state.pt'}" in str(e.value)
+
+
+def test_a_publish_stopped_half_way_is_not_finished_and_publishes_again(store, monkeypatch, kill_writes_at):
+    """The finished marker (summary.json) is written last: a publish killed before provenance.json leaves an
+    unfinished run (its state still in resume/), and the next call publishes it whole, with nothing retrained."""
+    killed = kill_writes_at(P, "provenance.json")
+    with pytest.raises(killed):
+        P.train_runs(["control-scratch"], "smoke", **KW)
+    run = P.runs("smoke")["control-scratch"]
+    d = run.folder("smoke")
+    assert not (d / "summary.json").exists() and (d / P.RESUME / "checkpoint.pt").exists()
+    assert P.run_state(run, "smoke") == "epoch 4 of 4"
+    monkeypatch.undo()
+    monkeypatch.setattr(P, "STORE", store / "paper_width")
+    trained = E.epochs_run()
+    assert P.train_runs(["control-scratch"], "smoke", **KW)[0]["status"] == "finished"
+    assert E.epochs_run() == trained and not (d / P.RESUME).exists()
+    for f in ("config.json", "metrics.csv", "summary.json", "pruned_state.pt", "provenance.json", "digests.json"):
+        assert (d / f).exists(), f
+
+
+def test_records_carry_digests_checked_on_load_and_legacy_ones_are_accepted(store):
+    """A hand-edited accuracy in summary.json, or a truncated pruned_state.pt, is one error naming the file and
+    `git checkout`; a record without digests.json (published before them) loads as it is, said so."""
+    P.train_runs(["control-scratch"], "smoke", **KW)
+    d = P.runs("smoke")["control-scratch"].folder("smoke")
+    summary, network = (d / "summary.json").read_bytes(), (d / "pruned_state.pt").read_bytes()
+    edited = json.loads(summary)
+    edited["pruned_acc"] += 0.73
+    (d / "summary.json").write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(CheckpointError) as e:
+        P.load_records("smoke")
+    assert str(e.value).startswith(f"{d / 'summary.json'}: not the file that was published")
+    assert "git checkout -- " in str(e.value) and "\n" not in str(e.value)
+    (d / "summary.json").write_bytes(summary)
+    assert {r["run"]: r for r in P.load_records("smoke")}["control-scratch"]["digests"] == "checked"
+    (d / "pruned_state.pt").write_bytes(network[:len(network) // 2])
+    with pytest.raises(CheckpointError, match=f"{d / 'pruned_state.pt'}: not the file that was published"):
+        P.load_records("smoke")
+    with pytest.raises(CheckpointError, match="pruned_state.pt: not the file"):
+        P.train_runs(["control-scratch"], "smoke", **KW)  # refused before anything trains, not "finished"
+    (d / "pruned_state.pt").write_bytes(network)
+    (d / "digests.json").unlink()
+    row = {r["run"]: r for r in P.load_records("smoke")}["control-scratch"]
+    assert row["digests"].startswith("legacy") and row["summary"]["pruned_acc"] == json.loads(summary)["pruned_acc"]
+
+
+def test_malformed_store_json_stops_the_call_before_training_naming_the_file(store):
+    P.train_runs(["control-scratch"], "smoke", max_epochs_now=1, **KW)
+    f = P.runs("smoke")["control-scratch"].folder("smoke") / P.CHUNKS
+    f.write_text('[{"epochs": [1, 1],, }]')
+    trained = E.epochs_run()
+    with pytest.raises(CheckpointError) as e:
+        P.train_runs(["control-scratch"], "smoke", **KW)
+    assert str(e.value).startswith(f"{f}: not valid JSON (") and f"git checkout -- {f}" in str(e.value)
+    assert E.epochs_run() == trained  # stopped before training, not after it
+    with pytest.raises(CheckpointError, match="chunks.json: not valid JSON"):
+        P.load_records("smoke")
+
+
+def test_a_call_stopped_hard_keeps_its_epochs_in_the_store_and_in_chunks(store, monkeypatch):
+    """The state reaches the store after every epoch, and chunks.json logs those epochs: a process killed in its
+    third epoch leaves two in the repository; the next call resumes from them, in one entry per call."""
+    class Killed(Exception):
+        pass
+
+    real, calls = T.timed_epoch, []
+
+    def epoch(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "timed_epoch", epoch)
+    with pytest.raises(Killed):
+        P.train_runs(["control-scratch"], "smoke", **KW)
+    run = P.runs("smoke")["control-scratch"]
+    assert load_checkpoint(run.folder("smoke") / P.RESUME / "checkpoint.pt")["epoch"] == 2
+    assert [c["epochs"] for c in json.loads((run.folder("smoke") / P.CHUNKS).read_text())] == [[1, 2]]
+    monkeypatch.setattr(T, "timed_epoch", real)
+    (run.run_dir("smoke") / "checkpoint.pt").unlink()  # another machine: the repository alone
+    assert P.train_runs(["control-scratch"], "smoke", **KW)[0]["status"] == "finished"
+    assert [c["epochs"] for c in json.loads((run.folder("smoke") / P.CHUNKS).read_text())] == [[1, 2], [3, 4]]
+
+
+def test_a_run_whose_state_outgrows_the_limit_carries_at_the_end_of_a_call(store, monkeypatch):
+    monkeypatch.setattr(P, "CARRY_EVERY_EPOCH_MAX_BYTES", 0)
+    seen = []
+    real = P._carry_out
+    monkeypatch.setattr(P, "_carry_out", lambda run, profile: seen.append(run.name) or real(run, profile))
+    P.train_runs(["control-scratch"], "smoke", max_epochs_now=2, **KW)
+    assert seen == ["control-scratch"]  # once, when the call ended
+    seen.clear()
+    P.train_runs(["control-scratch"], "smoke", max_epochs_now=1, carry_every_epoch=True, **KW)
+    assert seen == ["control-scratch"] * 2  # after its one epoch, and when the call ended (nothing new then)
+
+
+def test_a_gap_in_chunks_is_flagged(store):
+    assert P.chunk_gaps([], 5) is None  # no log at all: not a gap
+    assert P.chunk_gaps([{"epochs": [1, 2]}, {"epochs": [5, 5]}], 7) == "3-4, 6-7"
+    P.train_runs(["control-scratch"], "smoke", max_epochs_now=2, **KW)
+    f = P.runs("smoke")["control-scratch"].folder("smoke") / P.CHUNKS
+    log = json.loads(f.read_text())
+    f.write_text(json.dumps([dict(log[0], epochs=[2, 2])]))  # epoch 1 reached the store unlogged
+    row = P.train_runs(["control-scratch"], "smoke", max_epochs_now=1, **KW)[0]
+    assert row["unlogged_epochs"] == "1" and row["status"] == "epoch 3 of 4"

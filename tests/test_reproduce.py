@@ -96,3 +96,23 @@ def test_the_end_report_compares_headlines_against_the_noise(tmp_path):
     assert far["selected student's accuracy, %"] == "outside noise"  # 1.0 > 0.6
     assert "1 outside noise" in H.report(before, write(tmp_path / "d", 0.870, 60.1, 0.3))
     assert H.report(H.snapshot(tmp_path / "empty"), before) == ""
+
+
+def test_a_changed_committed_record_reruns_its_notebook(tmp_path, monkeypatch):
+    """A notebook's inputs include the committed records it reads: a run finishing (or a record edited) without any
+    code change must not be skipped as "inputs unchanged" (issue 35)."""
+    from paper_repro.reproduction import notebooks as NB
+
+    monkeypatch.setattr(NB, "ROOT", tmp_path)
+    nb = tmp_path / "02_x.ipynb"
+    nb.write_text('{"cells": [{"cell_type": "code", "source": ["1 + 1"]}]}')
+    record = tmp_path / "paper_width" / "cpu" / "method-s0" / "summary.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"pruned_acc": 0.8907}')
+    before = NB.inputs_hash(nb, "cpu")
+    assert NB.inputs_hash(nb, "cpu") == before
+    record.write_text('{"pruned_acc": 0.9907}')
+    assert NB.inputs_hash(nb, "cpu") != before
+    (tmp_path / "teachers" / "cpu" / "x-s0").mkdir(parents=True)
+    (tmp_path / "teachers" / "cpu" / "x-s0" / "resume.pt").write_bytes(b"state")
+    assert NB.inputs_hash(nb, "cpu") != before

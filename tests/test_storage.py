@@ -92,3 +92,38 @@ def test_checkpoint_remedies_fit_the_file(tmp_path):
     cut.write_bytes(given.read_bytes()[:200])
     with pytest.raises(S.CheckpointError, match="a damaged or truncated PyTorch file"):
         S.load_checkpoint(cut)
+
+
+def test_store_json_is_read_by_one_reader_that_names_the_file_and_its_remedy(tmp_path):
+    f = tmp_path / "summary.json"
+    f.write_text('{"pruned_acc": 0.9,}')
+    with pytest.raises(S.CheckpointError) as e:
+        S.read_json(f)
+    assert str(e.value).startswith(f"{f}: not valid JSON (") and "line 1 column" in str(e.value)
+    assert f"git checkout -- {f}" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(S.CheckpointError, match="not found. Delete it"):
+        S.read_json(tmp_path / "absent.json", "Delete it.")
+    f.write_bytes(S.json_bytes({"b": 1, "a": [1.5]}))
+    assert S.read_json(f) == {"a": [1.5], "b": 1} and f.read_text() == S.json_bytes({"a": [1.5], "b": 1}).decode()
+
+
+def test_digests_are_checked_and_a_record_without_them_is_legacy(tmp_path):
+    assert S.check_digests(tmp_path).startswith("legacy")
+    S.write_json(tmp_path / "summary.json", {"acc": 0.5})
+    data = S.checkpoint_bytes({"w": torch.arange(4)})
+    S.write_bytes(tmp_path / "net.pt", data)
+    S.write_digests(tmp_path, {"summary.json": S.sha256_file(tmp_path / "summary.json"),
+                               "net.pt": S.sha256_bytes(data)})
+    assert S.check_digests(tmp_path) == "checked"
+    assert torch.equal(S.load_checkpoint(tmp_path / "net.pt")["w"], torch.arange(4))  # checkpoint_bytes: a checkpoint
+    (tmp_path / "net.pt").write_bytes(data[:-10])
+    with pytest.raises(S.CheckpointError, match=f"{tmp_path / 'net.pt'}: not the file that was published"):
+        S.check_digests(tmp_path)
+    (tmp_path / "net.pt").unlink()
+    with pytest.raises(S.CheckpointError, match="net.pt: missing from a published record"):
+        S.check_digests(tmp_path)
+
+
+def test_a_record_names_a_file_relative_to_the_checkout_or_not_at_all(tmp_path):
+    assert S.repo_path(S.ROOT / "teachers" / "cpu" / "x" / "teacher.pt") == "teachers/cpu/x/teacher.pt"
+    assert S.repo_path(tmp_path / "teacher.pt") is None

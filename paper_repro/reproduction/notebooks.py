@@ -1,7 +1,7 @@
 """`make reproduce`: run every numbered notebook with papermill, skipping those whose inputs did not change.
 
-A notebook's inputs are its code cells, the package sources and the profile; their hash is kept in
-build/stamps/<profile>/. The executed copy goes to notebooks/executed/<profile>/ for reading; trained
+A notebook's inputs are its code cells, the package sources, the committed records it reads (`committed_records`)
+and the profile; their hash is kept in build/stamps/<profile>/. The executed copy goes to notebooks/executed/<profile>/ for reading; trained
 models are cached separately (runs/), so a rerun after a code change retrains only what changed.
 
 It says where it is: "notebook k of n" with the time the notebooks still to run took in the last recorded run
@@ -72,13 +72,20 @@ def notebook_paths(names=None) -> list[Path]:
     return paths
 
 
+def committed_records(profile: str) -> list[Path]:
+    """The committed runs the notebooks read (teachers, the paper-width study, the GPU runs' records): a notebook whose
+    records changed (a run finished, a chunk landed) reruns even when its code did not."""
+    folders = (ROOT / "teachers" / profile, ROOT / "paper_width" / profile, ROOT / "results" / "paper" / "runs")
+    return sorted(f for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file())
+
+
 def inputs_hash(nb_path: Path, profile: str) -> str:
     h = hashlib.sha256(profile.encode())
     cells = json.loads(nb_path.read_text())["cells"]
     for c in cells:
         if c["cell_type"] == "code":
             h.update("".join(c["source"]).encode())
-    for src in sorted((ROOT / "paper_repro").rglob("*.py")):
+    for src in sorted((ROOT / "paper_repro").rglob("*.py")) + committed_records(profile):
         h.update(src.relative_to(ROOT).as_posix().encode())
         h.update(src.read_bytes())
     if nb_path.stem == INDEX:  # its inputs are the other notebooks' outputs, and the time of the whole run

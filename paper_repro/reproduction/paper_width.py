@@ -23,17 +23,27 @@ teachers` or by the `teacher` run here), with the recipe of config.PAPER_WIDTH_S
   `finetune_epochs`): what labels add after the method, measured rather than assumed.
 
 Each run lives in paper_width/<profile>/<run>/. While it trains: resume/<file>, the run folder's state files after
-its last finished epoch (copied from runs/ after every call, so that the next call on any machine resumes from the
-repository alone; one of other settings is refused). Once finished: its records (config.json, summary.json,
-metrics.csv where the run writes one, provenance.json) and its network (pruned_state.pt: `export.load_pruned`
-rebuilds it without our training code); resume/ is removed. chunks.json, kept throughout, says which epochs trained
-on which processor (`log_chunk`). `load_records` checks each finished record against
-today's settings (its cache key) and data (its fingerprint): a mismatch is one error line naming the command that
-retrains.
+its last finished epoch (copied from runs/ after every epoch, and at the end of every call, so that the next call on
+any machine resumes from the repository alone, even after a process stopped hard; one of other settings is refused;
+a state above `CARRY_EVERY_EPOCH_MAX_BYTES` travels at the end of a call only, unless `carry_every_epoch`). Once
+finished: its records (config.json, summary.json, metrics.csv where the run writes one, provenance.json,
+digests.json) and its network (pruned_state.pt: `export.load_pruned` rebuilds it without our training code);
+resume/ is removed. chunks.json, kept throughout, says which epochs trained on which processor (`log_chunk`, after
+every epoch that travels); epochs it does not cover are flagged (`chunk_gaps`).
+
+The store keeps what it holds (`check_store`, called for every named run before anything trains, and by
+`load_records`): its JSON is read by one reader that names a malformed file; a finished record is checked against the
+sha256 of each file recorded when it was published (digests.json; a record published before digests were kept has
+none and is accepted, 'legacy'); records without summary.json and without resume/ are refused (restore with `git
+checkout`), never retrained over. Publishing writes summary.json, the finished marker, last (after digests.json),
+with resume/ kept until then: a publish stopped half-way is published again by the next call. `retrain` takes the
+run folder's lock before it deletes anything. `load_records` checks each finished record against today's settings
+(its cache key) and data (its fingerprint): a mismatch is one error line naming the command that retrains, the only
+case that retrains.
 """
 from __future__ import annotations
 
-import json
+import os
 import platform
 import shutil
 import time
@@ -48,16 +58,18 @@ from ..allocation import allocate, parse_target
 from ..config import PAPER_WIDTH_STUDY, check_profile, config_key, paper_width_overrides, resolve_baseline
 from ..counting import CostModel, count
 from ..datasets import load_dataset
-from ..engine import (epochs_run, eval_batches, evaluate, metrics_csv, milestone_epochs, prepare_data, run_folder,
-                      train_batches)
-from ..export import PRUNED_STATE, load_pruned, write_pruned_state
+from ..engine import (after_each_epoch, epochs_run, eval_batches, evaluate, metrics_csv, milestone_epochs,
+                      prepare_data, run_folder, train_batches)
+from ..export import PRUNED_STATE, load_pruned, pruned_state
 from ..method import prune_train, resolve_method, run_key
 from ..models import build_model
 from ..paired import PER_IMAGE, PerImage, PerImageError, correct_per_image, file_sha256, read_per_image, \
     scored_split, write_per_image
 from ..provenance import ROOT, cpu_model, device_name, git_commit, processor_of, resolve_device
 from ..runlock import holds_run_locks, is_locked, lock_run_folder
-from ..storage import CheckpointError, copy_if_further, load_checkpoint, write_bytes, write_json, write_text
+from ..storage import (DIGESTS, CheckpointError, check_digests, checkpoint_bytes, copy_if_further, json_bytes,
+                       load_checkpoint, read_json, restore_remedy, sha256_bytes, write_bytes, write_digests, write_json,
+                       write_text)
 from ..studies import classic, peer
 from ..train import run_dir_for, train_baseline, train_teachers
 from .noise import Noise, from_values
@@ -75,6 +87,15 @@ RECORDS = {"method": ("config.json", "metrics.csv", "summary.json", "widths.json
            "peer_tp": ("config.json", "metrics.csv", "summary.json", PRUNED_STATE),
            "peer_l1": ("config.json", "summary.json", PRUNED_STATE)}
 RECORDS["control_distill"] = RECORDS["method"]
+MARKER = "summary.json"  # a run is finished once its summary.json is in the store: written last when publishing
+# Every file a finished run's folder may hold besides chunks.json (what `check_store` looks for without a marker),
+# and those of them that are JSON (read, named, before anything trains).
+RECORD_FILES = ("config.json", "metrics.csv", "widths.json", PRUNED_STATE, "provenance.json", DIGESTS, PER_IMAGE,
+                MARKER)
+JSON_FILES = ("config.json", "provenance.json", DIGESTS, PER_IMAGE, MARKER, CHUNKS)
+# A run's state files travel to the store after every epoch up to this size in all (resnet56 at width 1: a method
+# state of a few MB); a larger one (VGG-Small's 229 MiB) at the end of each call only, unless `carry_every_epoch`.
+CARRY_EVERY_EPOCH_MAX_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -177,7 +198,7 @@ def peer_target(profile: str) -> str | None:
     if not f.exists():
         return None
     kind = parse_target(study(profile)["target"]).kind
-    return f"{kind}={json.loads(f.read_text())[f'{kind}_pruned']:.4f}"
+    return f"{kind}={read_json(f)[f'{kind}_pruned']:.4f}"
 
 
 def first_method(profile: str) -> str:
@@ -236,7 +257,51 @@ def _remedy(run: Run) -> str:
 
 # -- training ---------------------------------------------------------------------------------------------------------
 def _finished(run: Run, profile: str) -> bool:
-    return (run.folder(profile) / (T.WEIGHTS if run.kind == "teacher" else "summary.json")).exists()
+    return (run.folder(profile) / (T.WEIGHTS if run.kind == "teacher" else MARKER)).exists()
+
+
+def check_store(run: Run, profile: str) -> str | None:
+    """Refuse a damaged store folder, before anything trains (one CheckpointError naming the file and its remedy):
+    its JSON files must parse (`storage.read_json`); records without summary.json and without resume/ mean
+    summary.json was lost (a publish stopped half-way keeps resume/ until summary.json lands), so they are refused
+    rather than retrained over; a finished record must match the digests recorded when it was published. Returns
+    the digests' verdict for a finished run ('checked', or 'legacy: ...' for a record published before them), else
+    None. The teacher's folder: `teachers.check_record` (its digests are checked where it is loaded)."""
+    d = run.folder(profile)
+    if run.kind == "teacher":
+        T.check_record(d)
+        return None
+    for name in JSON_FILES:
+        if (d / name).exists():
+            read_json(d / name)
+    if _finished(run, profile):
+        lost = [n for n in published_files(run) if not (d / n).exists()]
+        if lost:
+            raise CheckpointError(f"{d / lost[0]}: missing from a finished run's records. "
+                                  f"{restore_remedy(d / lost[0])}")
+        return check_digests(d)
+    present = [n for n in RECORD_FILES if (d / n).exists()]
+    if present and not (d / RESUME).exists():
+        raise CheckpointError(f"{d / MARKER}: missing beside the records of a finished run ({', '.join(present)}); "
+                              f"`{RETRAIN_COMMAND}` would train over them. {restore_remedy(d / MARKER)} (or "
+                              f"retrain on purpose: `{RETRAIN_COMMAND} ONLY={run.name} RETRAIN=1`)")
+    return None
+
+
+def published_files(run: Run) -> tuple[str, ...]:
+    """The files a finished run of `run`'s kind holds (what `_publish` writes, digests.json aside: a record
+    published before digests has none)."""
+    return (*RECORDS.get(run.kind, ("config.json", "metrics.csv", MARKER, PRUNED_STATE)), "provenance.json")
+
+
+@holds_run_locks
+def _drop_for_retrain(run: Run, profile: str) -> None:
+    """`retrain`: take the run folder's lock first (a lane training this run holds it: the call fails here and
+    nothing is deleted), then remove the run's records, carried state and local state."""
+    lock_run_folder(run.run_dir(profile))
+    shutil.rmtree(run.folder(profile), ignore_errors=True)
+    for f in STATE_FILES[run.kind]:
+        (run.run_dir(profile) / f).unlink(missing_ok=True)
 
 
 def _carry_in(run: Run, profile: str) -> None:
@@ -255,18 +320,25 @@ def _carry_out(run: Run, profile: str) -> None:
         copy_if_further(run.run_dir(profile) / name, run.folder(profile) / RESUME / name)
 
 
-def _publish(run: Run, profile: str, summary: dict, seconds: float, extra: dict | None = None) -> str:
-    """A finished run's records: the kind's files from its run folder, then `extra` {name: json}, provenance last;
-    the carried state goes."""
+def _publish(run: Run, profile: str, summary: dict, seconds: float, files: dict | None = None) -> str:
+    """A finished run's records: the kind's files from its run folder and `files` {name: bytes}, provenance.json,
+    digests.json (the sha256 of each), then summary.json, the finished marker, last; the carried state goes after
+    it. The final state is carried to resume/ first, so a publish stopped anywhere reads 'in progress' and the next
+    call publishes again."""
     d = run.folder(profile)
-    for name in RECORDS.get(run.kind, ()):
-        write_bytes(d / name, (run.run_dir(profile) / name).read_bytes())
-    for name, obj in (extra or {}).items():
-        write_json(d / name, obj)
-    write_json(d / "provenance.json", dict(
+    _carry_out(run, profile)
+    out = {name: (run.run_dir(profile) / name).read_bytes() for name in RECORDS.get(run.kind, ())}
+    out.update(files or {})
+    out["provenance.json"] = json_bytes(dict(
         device=summary.get("device"), processor=cpu_model(), machine=platform.machine(), torch=torch.__version__,
         commit=git_commit(), train_seconds=round(seconds, 1),
         published=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    marker = out.pop(MARKER)
+    (d / PER_IMAGE).unlink(missing_ok=True)  # it measured another network (train_runs writes it again)
+    for name, data in out.items():
+        write_bytes(d / name, data)
+    write_digests(d, {**{name: sha256_bytes(data) for name, data in out.items()}, MARKER: sha256_bytes(marker)})
+    write_bytes(d / MARKER, marker)
     shutil.rmtree(d / RESUME, ignore_errors=True)
     return "finished"
 
@@ -304,12 +376,11 @@ def _train_scratch(run: Run, profile: str, teacher, left, common: dict, max_epoc
                        **{k: cfg[k] for k in ("width", "widths", "epochs")})
     if len(r.metrics) < cfg["epochs"]:
         return _unfinished(run, profile, len(r.metrics), cfg["epochs"])
-    d, key = run.folder(profile), config_key(cfg)
+    key = config_key(cfg)
     full = count(build_model(s["arch"], cfg["num_classes"], width=cfg["width"]))
     c = count(r.model)
-    write_pruned_state(d, s["arch"], cfg["num_classes"], cfg["width"], cfg["widths"],
-                       {k: v.detach().cpu() for k, v in r.model.state_dict().items()}, config_key=key)
-    write_text(d / "metrics.csv", metrics_csv(r.metrics))
+    network = pruned_state(s["arch"], cfg["num_classes"], cfg["width"], cfg["widths"],
+                           {k: v.detach().cpu() for k, v in r.model.state_dict().items()}, config_key=key)
     summary = dict(arch=s["arch"], target=s["target"], profile=profile, seed=cfg["seed"], **r.dataset_stamp,
                    device=r.device, commit=git_commit(), epochs=len(r.metrics), labels="on",
                    train_images=cfg["train_subset"] or "all", pruned_acc=r.test_acc,
@@ -317,7 +388,9 @@ def _train_scratch(run: Run, profile: str, teacher, left, common: dict, max_epoc
                    macs_after=c["macs"], params_pruned=1 - c["params"] / full["params"],
                    flops_pruned=1 - c["macs"] / full["macs"], widths=cfg["widths"], train_seconds=r.train_seconds)
     return _publish(run, profile, summary, r.train_seconds,
-                    {"config.json": {**cfg, "config_key": key, **r.dataset_stamp}, "summary.json": summary})
+                    {PRUNED_STATE: checkpoint_bytes(network), "metrics.csv": metrics_csv(r.metrics).encode(),
+                     "config.json": json_bytes({**cfg, "config_key": key, **r.dataset_stamp}),
+                     MARKER: json_bytes(summary)})
 
 
 def _train_peer_tp(run: Run, profile: str, teacher, left, common: dict, max_epochs_now=None) -> str:
@@ -379,11 +452,9 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
         return _unfinished(run, profile, len(metrics), cfg["epochs"])
     model.eval()
     _, acc_after = evaluate(model, test_b, dev)
-    source = json.loads((src.folder(profile) / "summary.json").read_text())
-    d = run.folder(profile)
-    write_pruned_state(d, cfg["arch"], b["num_classes"], b["width"], model.widths(),
-                       {k: v.detach().cpu() for k, v in model.state_dict().items()}, config_key=key)
-    write_text(d / "metrics.csv", metrics_csv(metrics))
+    source = read_json(src.folder(profile) / MARKER)
+    network = pruned_state(cfg["arch"], b["num_classes"], b["width"], model.widths(),
+                           {k: v.detach().cpu() for k, v in model.state_dict().items()}, config_key=key)
     summary = dict(arch=cfg["arch"], target=source["target"], profile=profile, seed=cfg["seed"], **ds.stamp(),
                    device=device_name(dev), commit=git_commit(), source=src.name, epochs=cfg["epochs"],
                    lr=cfg["lr"], labels="on", baseline_acc=source["baseline_acc"], acc_before_finetune=acc_before,
@@ -391,7 +462,8 @@ def _train_finetune(run: Run, profile: str, teacher, left, common: dict, max_epo
                    params_pruned=source["params_pruned"], flops_pruned=source["flops_pruned"],
                    train_seconds=seconds, test_images=len(test_split.y))
     return _publish(run, profile, summary, seconds,
-                    {"config.json": {**cfg, "config_key": key, **ds.stamp()}, "summary.json": summary})
+                    {PRUNED_STATE: checkpoint_bytes(network), "metrics.csv": metrics_csv(metrics).encode(),
+                     "config.json": json_bytes({**cfg, "config_key": key, **ds.stamp()}), MARKER: json_bytes(summary)})
 
 
 TRAIN = {"method": _train_method, "control_distill": _train_method, "control_scratch": _train_scratch,
@@ -403,20 +475,33 @@ COMPILED = ("method", "control_distill", "control_scratch")  # the kinds whose t
 
 def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, retrain: bool = False,
                device: str = "auto", data_dir=None, download: bool = True, progress: bool = True,
-               max_epochs_now: int | None = None, publish_only: bool = False, compile=False) -> list[dict]:
+               max_epochs_now: int | None = None, publish_only: bool = False, compile=False,
+               carry_every_epoch: bool | None = None) -> list[dict]:
     """`make paper-width`: train (or resume) each run of `names` (default: all, in `runs` order) within `budget_s`
     seconds, then copy its state or records to paper_width/<profile>/ (the teacher's to teachers/). A finished run
     is skipped unless `retrain` (which also drops its state; never the teacher's: `make teachers RETRAIN=1`). A run
     whose teacher (or source run) is not finished waits (its status says so). `publish_only`: train nothing, only
     copy each unfinished run's state from runs/ to the store (e.g. to commit while another process trains it).
     `compile`: a torch.compile mode for the method's and the labelled control's training step (config.COMPILE_MODES;
-    an execution setting, never in a settings key: a GPU window, scripts/gpu_window.sh); the rest stay eager."""
+    an execution setting, never in a settings key: a GPU window, scripts/gpu_window.sh); the rest stay eager.
+    `carry_every_epoch`: copy a run's state (and log its epochs) to the store after every epoch, so that a process
+    stopped hard loses none; None: where its state files hold at most `CARRY_EVERY_EPOCH_MAX_BYTES`, else at the
+    end of the call only.
+
+    Before anything trains, each named run's store folder is checked (`check_store`; `retrain` first takes the run
+    folder's lock, then deletes). A row's `unlogged_epochs` flags epochs in the store that chunks.json does not
+    cover (`chunk_gaps`: a call stopped before it logged them)."""
     known = runs(profile)
     names = list(known) if names is None else list(names)
     bad = [n for n in names if n not in known]
     if bad:
         raise ValueError(f"runs: unknown run {bad[0]!r}; valid: {', '.join(known)}")
+    for name in names:  # before anything trains: a refused retrain deletes nothing, a damaged record stops the call
+        if retrain and not publish_only and known[name].kind != "teacher":
+            _drop_for_retrain(known[name], profile)  # the run folder's lock first, then its records and state
+        check_store(known[name], profile)
     t0, rows, code = time.perf_counter(), [], git_commit()  # the code this call runs (HEAD may move while it trains)
+    call = f"{time.time():.6f}-{os.getpid()}"  # this call's chunks.json entries grow epoch by epoch
     common = dict(device=device, data_dir=data_dir, download=download, progress=progress)
     teacher, stopped = None, None  # stopped: the run that stopped for the budget; no run starts after it
     for name in names:
@@ -425,10 +510,6 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
         if publish_only:
             rows.append(dict(run=name, status=_publish_state(run, profile), folder=str(d)))
             continue
-        if retrain and run.kind != "teacher":  # its records, carried state and local state
-            shutil.rmtree(d, ignore_errors=True)
-            for f in STATE_FILES[run.kind]:
-                (run.run_dir(profile) / f).unlink(missing_ok=True)
         if _finished(run, profile):
             rows.append(dict(run=name, status="finished (committed)", folder=str(d)))
             continue
@@ -454,6 +535,8 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             continue
         _carry_in(run, profile)
         first, trained = _epochs_done(run, profile), epochs_run()
+        gaps = chunk_gaps(_chunks(run, profile), first)
+        flag = {"unlogged_epochs": gaps} if gaps else {}
         guess = first_epoch_estimate(run, profile) if first == 0 else None
         if left is not None and guess is not None and guess > left:  # the engine has no estimate before epoch 1
             rows.append(dict(run=name, status=f"not reached (budget spent: one epoch ≈ {guess / 60:.0f} min as "
@@ -462,16 +545,37 @@ def train_runs(names=None, profile: str = "cpu", budget_s: float | None = None, 
             stopped = name
             continue
         kw = dict(common, compile=compile) if run.kind in COMPILED else common
-        status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
+        stamp = device_name(resolve_device(device))
+        with after_each_epoch(_epoch_carrier(run, profile, first, stamp, code, call, carry_every_epoch)):
+            status = TRAIN[run.kind](run, profile, teacher, left, kw, max_epochs_now)
         if status == "finished":  # its per-image correctness, for the paired verdicts (an evaluation, no training)
             write_study_per_image(profile, [name], device, data_dir, download)
         if epochs_run() > trained:  # a result read from the cache trained nothing here
             last = total_epochs(run, profile) if _finished(run, profile) else _epochs_done(run, profile)
-            log_chunk(run, profile, first, last, device_name(resolve_device(device)), "trained", code)
+            log_chunk(run, profile, first, last, stamp, "trained", code, call)
         if left is not None and max_epochs_now is None and not _finished(run, profile):
             stopped = name  # it stopped because its next epoch would overrun the budget
-        rows.append(dict(run=name, status=status, folder=str(d)))
+        rows.append(dict(run=name, status=status, folder=str(d), **flag))
     return rows
+
+
+def _epoch_carrier(run: Run, profile: str, first: int, device: str, commit: str, call: str,
+                   every_epoch: bool | None):
+    """The `engine.after_each_epoch` callback of a run trained by `train_runs`: its state to the store (resume/) and
+    its epochs to chunks.json after every epoch, so that a process stopped hard loses none of them. With
+    `every_epoch` None, only while its state files hold at most `CARRY_EVERY_EPOCH_MAX_BYTES` (else at the end of
+    the call, as before: a 229 MiB state written after every epoch costs more than the epochs it saves)."""
+    def carry(_state_path) -> None:
+        if every_epoch is False:
+            return
+        if every_epoch is None:
+            size = sum(f.stat().st_size for f in (run.run_dir(profile) / n for n in STATE_FILES[run.kind])
+                       if f.exists())
+            if size > CARRY_EVERY_EPOCH_MAX_BYTES:
+                return
+        _carry_out(run, profile)
+        log_chunk(run, profile, first, _epochs_done(run, profile), device, "trained", commit, call)
+    return carry
 
 
 def _waits_for_a_run(run: Run, profile: str) -> str | None:
@@ -538,22 +642,47 @@ def _committed_epochs(run: Run, profile: str) -> int | None:
 
 
 def log_chunk(run: Run, profile: str, first: int, last: int, device: str | None, how: str,
-              commit: str | None = None) -> None:
+              commit: str | None = None, call: str | None = None) -> None:
     """Append to the run's chunks.json that epochs first+1..last trained on this machine (`device`: its stamp, None
     where the caller did not train them, e.g. `--publish-only` after a lane that stopped without logging; beside a
     lane that still trains, it logs nothing and the lane does): a run trained across sessions spans processors,
     and the noise its numbers carry depends on which (the verdicts name them). Epochs before the first entry were
     trained before the log existed: `processors` says so. `commit`: the code that trained them (the commit when the
-    call started: HEAD may move while a lane trains for hours); default HEAD now."""
+    call started: HEAD may move while a lane trains for hours); default HEAD now. `call`: the id of the `train_runs`
+    call that trained them: its entry grows epoch by epoch (one entry per call, logged after every epoch)."""
     f = run.folder(profile) / CHUNKS
-    log = json.loads(f.read_text()) if f.exists() else []
+    log = _chunks(run, profile)
     first = max([first] + [c["epochs"][1] for c in log])  # epochs already logged (e.g. by --publish-only) stay theirs
     if last <= first:
         return
-    log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how,
-                    commit=commit or git_commit(),
-                    when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if call is not None and log and log[-1].get("call") == call and log[-1]["epochs"][1] == first:
+        log[-1] = dict(log[-1], epochs=[log[-1]["epochs"][0], last], when=when)
+    else:
+        log.append(dict(epochs=[first + 1, last], processor=cpu_model(), device=device, how=how,
+                        commit=commit or git_commit(), when=when, **({"call": call} if call is not None else {})))
     write_json(f, log)
+
+
+def _chunks(run: Run, profile: str) -> list[dict]:
+    f = run.folder(profile) / CHUNKS
+    return read_json(f) if f.exists() else []
+
+
+def chunk_gaps(chunks: list[dict], done: int) -> str | None:
+    """The epochs 1..`done` that no chunks.json entry covers, as spans ('3-4, 7'), or None: epochs whose state
+    reached the store but whose call stopped before logging them (a process stopped hard, before per-epoch
+    logging), or trained before the log existed. A run without any entry is not flagged (no log at all)."""
+    if not chunks:
+        return None
+    covered = {e for c in chunks for e in range(c["epochs"][0], c["epochs"][1] + 1)}
+    spans = []
+    for e in (e for e in range(1, done + 1) if e not in covered):
+        if spans and spans[-1][1] == e - 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans) or None
 
 
 def processor_names(record: dict) -> set[str]:
@@ -609,10 +738,12 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
         if run.kind == "teacher":
             continue
         d = run.folder(profile)
+        digests = check_store(run, profile)
         row = dict(run=run.name, kind=run.kind, seed=run.seed, state=run_state(run, profile), folder=str(d))
-        row["chunks"] = json.loads((d / CHUNKS).read_text()) if (d / CHUNKS).exists() else []
+        row["chunks"] = _chunks(run, profile)
         if row["state"] == "finished":
-            cfg = json.loads((d / "config.json").read_text())
+            row["digests"] = digests
+            cfg = read_json(d / "config.json")
             want = expected_key(run, profile)
             if cfg.get("config_key") != want:
                 raise CheckpointError(f"{d}: committed run has settings key {cfg.get('config_key')!r}, today's "
@@ -620,7 +751,7 @@ def load_records(profile: str = "cpu", fingerprint: str | None = None) -> list[d
             if fingerprint is not None and cfg.get("dataset_fingerprint") != fingerprint:
                 raise CheckpointError(f"{d}: committed run was trained on data {cfg.get('dataset_fingerprint')}, "
                                       f"this data is {fingerprint}; {_remedy(run)}")
-            row.update(summary=json.loads((d / "summary.json").read_text()), config=cfg)
+            row.update(summary=read_json(d / MARKER), config=cfg)
         rows.append(row)
     return rows
 
@@ -675,8 +806,8 @@ def committed_accuracy(run: Run, profile: str) -> float:
     """The accuracy on every test image that a finished run's records state (the teacher: its provenance.json)."""
     d = run.folder(profile)
     if run.kind == "teacher":
-        return float(json.loads((d / "provenance.json").read_text())["test_acc"])
-    return float(json.loads((d / "summary.json").read_text())[ACC_FIELD.get(run.kind, "pruned_acc")])
+        return float(read_json(d / "provenance.json")["test_acc"])
+    return float(read_json(d / MARKER)[ACC_FIELD.get(run.kind, "pruned_acc")])
 
 
 def write_study_per_image(profile: str = "cpu", names=None, device: str = "cpu", data_dir=None,

@@ -230,6 +230,19 @@ def resolve_classic(arm: str, profile: str = "cpu", seed: int = 0, target=None, 
     return dict(sorted(cfg.items()))
 
 
+# What a classic arm uses of its `baseline` block (the students' settings of the profile): the data, the batches,
+# the network. Its recipe (lr, epochs, schedule, training images) is CLASSIC's and the arm's own, at the top level.
+BASELINE_USED = ("arch", "batch_size", "channels_last", "dataset", "num_classes", "seed", "test_subset", "width")
+
+
+def recorded_settings(cfg: dict) -> dict:
+    """The settings config.json records: `cfg` with its `baseline` block cut to what the arm uses (`BASELINE_USED`),
+    so that the record says only what the run used. The cache key still hashes the whole resolved `cfg` (keys of
+    committed arms unchanged)."""
+    b = cfg["baseline"]
+    return dict(cfg, baseline={k: b[k] for k in BASELINE_USED if k in b})
+
+
 @dataclass
 class ClassicRun:
     config: dict
@@ -255,7 +268,7 @@ def run_classic(arm: str, profile: str = "cpu", seed: int = 0, device: str = "au
     cfg["teacher_config_key"] = config_key(teacher_run.config)
     key = config_key({k: v for k, v in cfg.items() if k != "config_key"})
     cfg["config_key"] = key
-    run = RunFolder(pruning_run_dir("classic", cfg, key, tgt, out, arm=arm), key, cfg,
+    run = RunFolder(pruning_run_dir("classic", cfg, key, tgt, out, arm=arm), key, recorded_settings(cfg),
                     {"arch": cfg["arch"], "config_key": key})
     rdir, summary = run.path, run.summary()
     if DI.from_main(summary.get("config_key") == key):  # torchrun: rank 0's answer holds for every rank

@@ -61,7 +61,7 @@ from ..models import build_model
 from ..paper import SUBJECT
 from ..provenance import device_name, git_commit
 from ..runlock import holds_run_locks
-from ..storage import TEACHER_REMEDY, load_checkpoint, load_state
+from ..storage import TEACHER_REMEDY, load_checkpoint, load_state, repo_path
 from ..surgery import logit_gap
 from ..train import BaselineRun, load_teacher, train_baseline
 from . import ablation
@@ -298,7 +298,9 @@ def peer_train(arch: str, target, profile: str = "cpu", seed: int = 0, device: s
     if st is not None:
         start, metrics, seconds = st["epoch"], st["metrics"], st["seconds"]
     pruner = make_pruner(model, cfg, reg, example)  # after loading: its graph holds the model's modules
-    run.write_settings(reg_effective=reg, teacher_checkpoint=str(teacher), teacher_config=t_cfg, **ds.stamp())
+    where = repo_path(teacher)  # a record names a file relative to the checkout, or not at all (never absolute)
+    run.write_settings(reg_effective=reg, teacher_config=t_cfg, **ds.stamp(),
+                       **({"teacher_checkpoint": where} if where is not None else {}))
     net = DI.wrap(model, dev)  # torchrun: DistributedDataParallel and synced BatchNorm; else `model` itself
 
     for epoch, bar in epoch_loop(start, cfg["epochs"], f"{arch} TP {cfg['importance']}", progress, max_epochs_now,
