@@ -81,3 +81,26 @@ def test_every_committed_paper_width_run_that_finished_has_its_accuracy_in_the_t
     table = paper_width_table(paper_width.load_records("cpu"), None)
     done = table[table["state"] == "finished"]
     assert len(done) and done["acc"].between(0.1, 1.0).all(), done[["run", "acc"]]
+
+
+def test_the_paper_width_rows_carry_their_paired_comparisons_and_caveats():
+    """Each committed run's Δ has its paired SE, and `method_minus` reads the method against it in its own row (the
+    fine-tuning test against the seed it continues), equal to the verdicts' paired values; the caveats name the
+    copy, the literature, the epochs and the seeds from the data (issue 37 item 4)."""
+    from paper_repro.paired import combine_seeds, paired_difference
+    from paper_repro.reproduction import paper_width
+    from paper_repro.reproduction.tables import paper_width_caveats
+
+    records = paper_width.load_records("cpu")
+    per_image = paper_width.load_study_per_image("cpu")
+    table = paper_width_table(records, per_image["teacher"].accuracy, per_image).set_index("run")
+    scratch = combine_seeds({0: (per_image["method-s0"], per_image["control-scratch"]),
+                             1: (per_image["method-s1"], per_image["control-scratch"])})
+    assert table.loc["control-scratch", "method_minus"] == f"{scratch.points:+.2f} ± {scratch.se_points:.2f}"
+    ft = paired_difference(per_image["method-s0"], per_image["finetune"])
+    assert table.loc["finetune", "method_minus"] == f"{ft.points:+.2f} ± {ft.se_points:.2f}"
+    assert table.loc["method-s0", "delta_se"] == round(
+        paired_difference(per_image["method-s0"], per_image["teacher"]).se_points, 2)
+    words = paper_width_caveats(table.reset_index(), 0.8958, "resnet56", False, 200)
+    assert "89.58%" in words and "not official CIFAR-10" in words and "DPFPS's 200" in words
+    assert "Method seeds finished: 0, 1 of 0, 1, 2." in words and "93.26-93.81%" in words

@@ -78,11 +78,12 @@ def table_stamp(df: pd.DataFrame, stamp: dict, published=None) -> tuple[dict, li
 
 
 def write_table(df: pd.DataFrame, name: str, profile: str, stamp: dict, title: str = "", notes: str = "",
-                published=None) -> Path:
+                published=None, columns: list[str] | None = None) -> Path:
     """results/<name>.csv (every row of ours carries the stamp columns: the file stands alone) and
     results/<name>.md, for reading: one provenance line (the stamp its rows share), the stamp columns only where
     rows differ, fractions in percent, and one spelling of a missing value. `published`: a boolean mask of rows
-    that are others' reported numbers (e.g. the paper's); they get no stamp of ours."""
+    that are others' reported numbers (e.g. the paper's); they get no stamp of ours. `columns`: the ones the
+    Markdown shows (a wide table's key columns; the CSV keeps all, and the Markdown says so)."""
     res_dir, _ = output_dirs(profile)
     for k, v in stamp.items():
         if k not in df.columns:
@@ -94,14 +95,16 @@ def write_table(df: pd.DataFrame, name: str, profile: str, stamp: dict, title: s
     df.to_csv(csv_buf, index=False)
     write_text(res_dir / f"{name}.csv", csv_buf.getvalue())
     header, varying = table_stamp(df, stamp, published)
-    cols = [c for c in df.columns if c not in stamp or c in varying]
+    cols = [c for c in (columns or df.columns) if c in df.columns and (c not in stamp or c in varying)]
     lines = [f"# {title or name}", "", f"Provenance: {stamp_line(header)}", ""]
     if published is not None and any(published):
         lines[-1:] = ["", "Rows of published numbers (others' reports, with their sources) carry no stamp of ours.",
                       ""]
     lines += md_table(cols, ([_fmt(v, c) for c, v in zip(cols, row)] for row in df[cols].itertuples(index=False)))
     lines += ["", f"Fractions are shown in percent; {MISSING}: not measured. The CSV beside this file holds every "
-              "value unrounded, with the provenance columns on each row."]
+              "value unrounded, with the provenance columns on each row"
+              + (f", and the columns not shown here ({', '.join(c for c in df.columns if c not in cols and c not in stamp)})."
+                 if columns else ".")]
     if notes:
         lines += ["", notes]
     write_text(res_dir / f"{name}.md", "\n".join(lines) + "\n")

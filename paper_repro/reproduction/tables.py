@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..paired import combine_seeds, paired_difference
 from ..paper import PAPER_RUNS, SUBJECT
 from ..provenance import ROOT
 from ..train import run_dir_for
@@ -204,12 +205,15 @@ PAPER_WIDTH_WORDS = {
 PAPER_WIDTH_ACC = {"peer_l1": "final_acc"}
 
 
-def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.DataFrame:
+def paper_width_table(records: list[dict], teacher_acc: float | None, per_image: dict | None = None) -> pd.DataFrame:
     """One row per paper-width run (`paper_width.load_records`): what it is, its state, and for a finished one its
     accuracy on every test image, Δ against the paper-width teacher (`teacher_acc`; None while it trains), the
     pruned ratios and what it cost; `device` is the summary's (where it finished), `processors` every processor its
     epochs trained on (`paper_width.processors`). Unfinished runs keep their row, with their state and nothing
-    measured."""
+    measured. `per_image` ({run: correctness on every test image}, "teacher" included;
+    `paper_width.load_study_per_image`): each finished run's Δ also gets its paired standard error (`delta_se`), and
+    `method_minus`: the method (mean over its finished seeds; the fine-tuning test: the seed it continues) against
+    this run, image by image (± its SE), so a tie or a gap is read in the run's own row."""
     rows = []
     for r in records:
         s = r.get("summary") or {}
@@ -229,7 +233,68 @@ def paper_width_table(records: list[dict], teacher_acc: float | None) -> pd.Data
                          target_met=s.get("target_met"), train_hours=None if not s else round(
                              s.get("train_seconds", float("nan")) / 3600, 2), device=s.get("device"),
                          processors=processors(r)))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for col in ("epochs", "finetune_epochs"):  # counts: 15, not 15.0 beside a row that has none yet
+        table[col] = table[col].astype("Int64")
+    if per_image:
+        _paired_columns(table, per_image)
+    return table
+
+
+def _paired_columns(table: pd.DataFrame, per_image: dict) -> None:
+    """`delta_se` (points: the paired SE of Δ against the teacher) and `method_minus` ("+0.08 ± 0.28": the method's
+    finished seeds against this run, mean of the paired differences ± its SE, paper_repro.paired) in place."""
+    methods = {int(s): r for r, k, s in zip(table["run"], table["state"], table["seed"]) if r.startswith("method-")
+               and r in per_image and k == "finished"}
+    se, versus = [], []
+    for run, seed in zip(table["run"], table["seed"]):
+        d = paired_difference(per_image[run], per_image["teacher"]) if run in per_image and "teacher" in per_image \
+            else None
+        se.append(None if d is None else round(d.se_points, 2))
+        # the fine-tuning test continues one seed's pruned network: it is compared with that seed alone
+        against = {int(seed): methods[int(seed)]} if run == "finetune" and int(seed) in methods else methods
+        if run in per_image and against and not run.startswith("method-"):
+            c = combine_seeds({s: (per_image[m], per_image[run]) for s, m in against.items()})
+            versus.append(f"{c.points:+.2f} ± {c.se_points:.2f}")
+        else:
+            versus.append(None)
+    table.insert(table.columns.get_loc("delta_acc") + 1, "delta_se", se)
+    table.insert(table.columns.get_loc("delta_se") + 1, "method_minus", versus)
+
+
+# The columns a reader of the paper-width table needs (the CSV keeps every one; the Markdown and the notebook show
+# these, and the notes say what the others hold in common).
+PAPER_WIDTH_SHOWN = ["run", "what", "state", "seed", "labels", "epochs", "finetune_epochs", "acc", "delta_acc",
+                     "delta_se", "method_minus", "flops_pruned", "params_pruned", "train_hours", "processors"]
+
+
+def paper_width_caveats(table: pd.DataFrame, teacher_acc: float | None, arch: str, dataset_official: bool,
+                        paper_epochs: int) -> str:
+    """What a reader must know beside the paper-width rows, every number from the table, the references file or the
+    settings: the teacher against published baselines of the network on official CIFAR-10, the copy, the students'
+    epochs against the paper's, and how many seeds the method has."""
+    ref = pd.read_csv(REFERENCES)
+    base = pd.to_numeric(ref[(ref["dataset"] == "cifar10") & (ref["network"] == arch)]["base_acc"], errors="coerce")
+    base = base.dropna()
+    done = table[table["state"] == "finished"]
+    seeds = sorted(int(s) for r, s in zip(done["run"], done["seed"]) if r.startswith("method-"))
+    planned = sorted(int(s) for r, s in zip(table["run"], table["seed"]) if r.startswith("method-"))
+    epochs = sorted({int(e) for r, e in zip(done["run"], done["epochs"]) if r.startswith("method-")})
+    out = []
+    if teacher_acc is not None:
+        out.append(f"The teacher scores {teacher_acc:.2%} on all test images of "
+                   + ("official CIFAR-10" if dataset_official else "this offline, partly JPEG re-encoded copy (not "
+                      "official CIFAR-10; a published recipe loses about 3 points on it, docs/reproducibility.md)")
+                   + (f"; published {arch} baselines on official CIFAR-10 are {base.min():.2f}-{base.max():.2f}% "
+                      f"({len(base)} rows of references/reference_numbers.csv)" if len(base) else "") + ".")
+    if epochs:
+        out.append(f"The method's students train {', '.join(map(str, epochs))} epochs; the paper follows DPFPS's "
+                   f"{paper_epochs}.")
+    out.append(f"Method seeds finished: {', '.join(map(str, seeds)) or 'none'} of {', '.join(map(str, planned))}.")
+    out.append("delta_acc: points against the teacher; delta_se: its paired standard error on the same test images; "
+               "method_minus: the method (mean over its finished seeds; for the fine-tuning test, the seed it continues) "
+               "minus this run, paired image by image, ± its SE (0 within two SEs: a tie).")
+    return " ".join(out)
 
 
 def _train_images(record: dict) -> str | None:
