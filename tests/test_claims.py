@@ -231,3 +231,24 @@ def test_paper_width_verdicts_average_the_method_seeds():
     assert "seed 0 (AMD EPYC): -0.51 ± 0.23" in kept.noise_source
     assert "seed 1 (Intel Xeon): -0.25 ± 0.24" in kept.noise_source
     assert "σ covers the test images and the spread of the seeds" in kept.noise_source
+
+
+def test_an_engine_question_the_budget_cut_in_its_first_epoch_is_not_answered():
+    """Issue 36 item 7: where both arms had made their cut by the end of epoch 1, the criterion, selection and
+    penalty comparisons say so instead of judging; where one arm still cut later, they are judged as before."""
+    arms = [f"criterion={c}" for c in ("taylor", "l1", "bn", "random")] \
+        + [f"selection={s}" for s in ("dynamic", "static", "fixed")] + ["penalty=progressive", "penalty=constant"]
+    accs = {a: 0.90 for a in arms} | {"criterion=taylor": 0.95}
+    early = pd.DataFrame([dict(arm=a, best_acc=accs[a], target="flops=0.6", flops_pruned=0.60,
+                               pruned_after_first_epoch=0.58) for a in arms])
+    got = {v.claim_id: v for v in C.sparsity_verdicts(early, None, N.Noise(0.2, "seeds 0, 1"), "05")}
+    for cid in ("taylor_beats_l1", "dynamic_beats_static", "progressive_beats_constant"):
+        assert got[cid].verdict == V.BUDGET_DECIDED, cid
+    assert "58.0% and 58.0%" in got["taylor_beats_l1"].measured
+    late = early.assign(pruned_after_first_epoch=[0.30] + [0.58] * (len(arms) - 1))  # taylor still cut later
+    got = {v.claim_id: v for v in C.sparsity_verdicts(late, None, N.Noise(0.2, "seeds 0, 1"), "05")}
+    assert got["taylor_beats_l1"].verdict == V.SUPPORTED  # +5 ± 0.57: judged
+    assert got["dynamic_beats_static"].verdict == V.BUDGET_DECIDED
+    no_record = early.drop(columns="pruned_after_first_epoch")  # tables written before the column: judged as before
+    got = {v.claim_id: v for v in C.sparsity_verdicts(no_record, None, N.Noise(0.2, "seeds 0, 1"), "05")}
+    assert got["taylor_beats_l1"].verdict == V.SUPPORTED

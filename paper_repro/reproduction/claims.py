@@ -115,9 +115,31 @@ def main_verdicts(summaries: dict, noise: dict, notebook: str, figure: str = "me
     return out
 
 
+# [chosen] An engine comparison is decided by the budget when both arms had made this share of their final cut by the
+# end of their first epoch (the reduced budgets: ~97%; the penalty's weight there is 250-33,000x DPFPS's against the
+# loss, docs/choices.md).
+CUT_EARLY_SHARE = 0.9
+
+
+def cut_in_first_epoch(table, arms, arm_col: str = "arm") -> bool:
+    """Whether every one of `arms` had made CUT_EARLY_SHARE of its final cut (`pruned_after_first_epoch` against
+    its final ratio of the same kind) by the end of its first epoch; False where the table does not record it."""
+    if "pruned_after_first_epoch" not in table:
+        return False
+    for a in arms:
+        row = _row(table, arm_col, a)
+        final, first = _pruned_pts(table, row), row["pruned_after_first_epoch"]
+        if final is None or first is None or (isinstance(first, float) and math.isnan(first)) or \
+                _pts(first) < CUT_EARLY_SHARE * final:
+            return False
+    return True
+
+
 def _beats(table, a: str, b: str, noise: Noise, claim_id: str, claim: str, source: str, notebook: str,
            figure: str, col: str = "best_acc", arm_col: str = "arm", threshold: float = 0.0,
-           direction: str = ">") -> Verdict:
+           direction: str = ">", engine: bool = False) -> Verdict:
+    """acc(a) − acc(b) against `threshold`. `engine`: a question about the sparsity engine, which a budget whose
+    arms cut everything in their first epoch cannot answer (`cut_in_first_epoch`, verdicts.BUDGET_DECIDED)."""
     gap = _pts(_row(table, arm_col, a)[col]) - _pts(_row(table, arm_col, b)[col])
     measured = f"acc({a}) − acc({b}), points"
     ratios = {x: _pruned_pts(table, _row(table, arm_col, x)) for x in (a, b)}
@@ -128,8 +150,14 @@ def _beats(table, a: str, b: str, noise: Noise, claim_id: str, claim: str, sourc
         missed = [x for x in (a, b) if "target_met" in table and not bool(_row(table, arm_col, x)["target_met"])]
         if missed:  # a smaller pruned ratio is easier: the comparison is not at equal sparsity
             measured += f" ({', '.join(missed)} short of the target)"
+    early = engine and cut_in_first_epoch(table, (a, b), arm_col)
+    if early:
+        measured += (f" (both arms had made ≥ {CUT_EARLY_SHARE:.0%} of their cut by the end of epoch 1: "
+                     f"{_pts(_row(table, arm_col, a)['pruned_after_first_epoch']):.1f}% and "
+                     f"{_pts(_row(table, arm_col, b)['pruned_after_first_epoch']):.1f}%)")
     return verdict(claim_id, claim, source, measured, gap, threshold, direction, difference_noise(noise.sd_points),
-                   notebook, figure, noise.source + ", √2σ for a difference", comparable=comparable)
+                   notebook, figure, noise.source + ", √2σ for a difference", comparable=comparable,
+                   budget_decided=early)
 
 
 def _pruned_pts(table, row) -> float | None:
@@ -182,14 +210,14 @@ def sparsity_verdicts(sparsity, finetune, noise: Noise, notebook: str) -> list[V
     for other in ("l1", "bn", "random"):
         out.append(_beats(sparsity, "criterion=taylor", f"criterion={other}", noise, f"taylor_beats_{other}",
                           f"The Taylor criterion selects better channels than {other}", "paper, method (Taylor "
-                          "selection)", notebook, "ablation_sparsity"))
+                          "selection)", notebook, "ablation_sparsity", engine=True))
     for other in ("static", "fixed"):
         out.append(_beats(sparsity, "selection=dynamic", f"selection={other}", noise, f"dynamic_beats_{other}",
                           f"Re-selecting every iteration (dynamic) beats {other} selection", "paper, method "
-                          "(dynamic sparsity)", notebook, "ablation_sparsity"))
+                          "(dynamic sparsity)", notebook, "ablation_sparsity", engine=True))
     out.append(_beats(sparsity, "penalty=progressive", "penalty=constant", noise, "progressive_beats_constant",
                       "The progressive penalty beats a constant one", "paper, method (dynamic allocation)",
-                      notebook, "ablation_sparsity"))
+                      notebook, "ablation_sparsity", engine=True))
     if finetune is not None and len(finetune) >= 2:
         ft = finetune.sort_values("finetune_epochs")
         gain = _pts(ft["best_acc"].iloc[-1]) - _pts(ft["best_acc"].iloc[0])

@@ -14,7 +14,8 @@ from ..ista import scaled_lambda
 FRACTION_COLUMNS = ("baseline_acc", "best_acc", "mean_acc", "test_acc", "final_acc", "acc_before_finetune",
                     "acc_bn_recalibrated", "params_pruned", "flops_pruned", "pruned_acc", "pruned_acc_best",
                     "pruned_acc_mean", "acc_trained", "acc_pruned", "trained_acc", "sparsity", "curve_acc",
-                    "dense_flops_pruned", "sparse_flops_pruned", "pruned_acc_all_mean", "acc", "teacher_acc")
+                    "dense_flops_pruned", "sparse_flops_pruned", "pruned_acc_all_mean", "acc", "teacher_acc",
+                    "pruned_after_first_epoch")
 
 
 def show_all() -> None:

@@ -35,7 +35,11 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("supported", "contradicte
                                                        "not testable at this profile")
 NOT_COMPARABLE = "not comparable (pruned ratios differ by more than 1 point)"
 NOT_YET = "not testable yet (a run it needs has not finished)"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE, NOT_YET)
+# A question about the sparsity engine (criterion, selection, penalty schedule) that a budget cannot ask: both arms had
+# cut (nearly) all their channels by the end of their first epoch, so the engine's later choices had nothing to act on
+# and the arms differ by how hard the first steps cut (issue 36, item 7).
+BUDGET_DECIDED = "not answered at this budget (both arms cut their channels in the first epoch)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE, NOT_YET, BUDGET_DECIDED)
 RATIO_TOLERANCE_PTS = 1.0  # [chosen] two arms are compared only when their pruned ratios are this close
 DIRECTIONS = (">", ">=", "<", "<=")
 K_SIGMA = 2.0  # about a 95% interval for a normal noise
@@ -81,10 +85,13 @@ class Verdict:
 
 def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
             noise: float, notebook: str, figure: str = "", noise_source: str = "", comparable: bool = True,
-            unfinished: bool = False) -> Verdict:
-    """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement;
-    `unfinished` (a run it needs is still training) turns "not testable" into "not testable yet"."""
+            unfinished: bool = False, budget_decided: bool = False) -> Verdict:
+    """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement, and
+    so does `budget_decided` (an engine question the budget cannot ask, `BUDGET_DECIDED`); `unfinished` (a run it
+    needs is still training) turns "not testable" into "not testable yet"."""
     judged = judge(value, threshold, direction, noise) if comparable else NOT_COMPARABLE
+    if budget_decided and comparable:
+        judged = BUDGET_DECIDED
     if judged == NOT_TESTABLE and unfinished:
         judged = NOT_YET
     return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
@@ -122,7 +129,8 @@ def sentence(v: Verdict, profile: str) -> str:
 CLAIM, CHECK, QUESTION = "claim", "check", "question"
 CHECK_WORDS = {SUPPORTED: "met", CONTRADICTED: "missed"}
 SHORT_VERDICTS = {SUPPORTED: "supported", CONTRADICTED: "contradicted", INCONCLUSIVE: "inconclusive",
-                  NOT_TESTABLE: "not testable", NOT_COMPARABLE: "not comparable", NOT_YET: "not testable yet"}
+                  NOT_TESTABLE: "not testable", NOT_COMPARABLE: "not comparable", NOT_YET: "not testable yet",
+                  BUDGET_DECIDED: "not answered at this budget"}
 
 
 def is_check(claim_id: str) -> bool:

@@ -59,9 +59,18 @@ def arm_row(arm: str, run) -> dict:
         train_images=c["baseline"]["train_subset"] or "all", target=c["target"], baseline_acc=s["baseline_acc"],
         best_acc=s["pruned_acc"], mean_acc=s["pruned_acc_mean"], params_pruned=s["params_pruned"],
         flops_pruned=s["flops_pruned"], target_met=s["target_met"],
+        pruned_after_first_epoch=first_epoch_pruned(run),
         seconds_per_epoch=s["train_seconds"] / c["epochs"], device=s["device"],
         **{k: s[k] for k in ("dataset", "dataset_official", "dataset_fingerprint")},
     )
+
+
+def first_epoch_pruned(run) -> float | None:
+    """The reported student's pruned ratio (of the target's kind: params or FLOPs) by its alive channels at the end of
+    the first method epoch: how much of the cut the penalty had made before the engine's later choices could act."""
+    kind = run.config["target"].split("=")[0]
+    row = next((m for m in run.metrics if m["epoch"] == 1 and m["student"] == run.summary["best_student"]), None)
+    return None if row is None else row[f"{kind}_pruned"]
 
 
 def run_arms(arms: dict, profile: str, seed: int = 0, device: str = "auto", **common):
