@@ -262,6 +262,11 @@ def _paired_columns(table: pd.DataFrame, per_image: dict) -> None:
     table.insert(table.columns.get_loc("delta_se") + 1, "method_minus", versus)
 
 
+# The main table's columns that fit a notebook's width (the CSV keeps every one: source, the mean over students, the
+# training images, the selection rule, fine-tuning, the device).
+MAIN_TABLE_SHOWN = ["network", "block", "width", "baseline_acc", "pruned_acc_best", "delta_acc", "params_pruned_pct",
+                    "flops_pruned_pct", "target", "target_met", "epochs"]
+
 # The columns a reader of the paper-width table needs (the CSV keeps every one; the Markdown and the notebook show
 # these, and the notes say what the others hold in common).
 PAPER_WIDTH_SHOWN = ["run", "what", "state", "seed", "labels", "epochs", "finetune_epochs", "acc", "delta_acc",
