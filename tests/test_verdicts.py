@@ -64,6 +64,13 @@ def test_verdicts_file_keeps_other_notebooks_rows_and_stamps(monkeypatch, tmp_pa
     t = pd.read_csv(tmp_path / "results" / "verdicts.csv").set_index("claim_id")
     assert t.loc["x", "commit"] == "c1" and t.loc["y", "commit"] == "c2"
     assert t.loc["y", "verdict"] == V.INCONCLUSIVE
+    # rows measured on committed runs carry their runs' stamp, the notebook's other rows its own
+    V.write_verdicts([V.verdict("x", "claim x", "paper", "Δ", 1.0, 0.0, ">", 0.1, "02_method"),
+                      V.verdict("w", "claim w", "paper", "Δ", 1.0, 0.0, ">", 0.1, "02_method")], "02_method",
+                     "cpu", stamp, row_stamps={"w": dict(stamp, seed="0/1", device="AMD EPYC; Intel Xeon")})
+    t = pd.read_csv(tmp_path / "results" / "verdicts.csv").set_index("claim_id")
+    assert (t.loc["w", "device"], str(t.loc["w", "seed"])) == ("AMD EPYC; Intel Xeon", "0/1")
+    assert (t.loc["x", "device"], str(t.loc["x", "seed"])) == ("cpu", "0")
 
 
 def test_each_verdict_is_said_in_one_generated_sentence_with_its_interval():

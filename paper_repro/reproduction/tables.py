@@ -273,6 +273,14 @@ PAPER_WIDTH_SHOWN = ["run", "what", "state", "seed", "labels", "epochs", "finetu
                      "delta_se", "method_minus", "flops_pruned", "params_pruned", "train_hours", "processors"]
 
 
+def runs_stamp(table: pd.DataFrame, base: dict) -> dict:
+    """The stamp of what was measured on committed runs (rows of `paper_width_table`): the seeds and the devices of
+    its finished runs, which trained elsewhere, in place of the reading notebook's own (`base` keeps the rest)."""
+    done = table[table["state"] == "finished"]
+    return {**base, "seed": "/".join(str(int(s)) for s in sorted(set(done["seed"]))),
+            "device": "; ".join(sorted(set(done["device"].astype(str))))}
+
+
 def paper_width_caveats(table: pd.DataFrame, teacher_acc: float | None, arch: str, dataset_official: bool,
                         paper_epochs: int) -> str:
     """What a reader must know beside the paper-width rows, every number from the table, the references file or the

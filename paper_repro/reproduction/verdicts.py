@@ -328,9 +328,11 @@ def merge_verdicts(existing: pd.DataFrame | None, notebook: str, verdicts: list[
     return merged.sort_values("notebook", kind="stable", ignore_index=True)  # notebook order, whoever ran last
 
 
-def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict) -> VerdictReport:
+def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: dict,
+                   row_stamps: dict | None = None) -> VerdictReport:
     """Replace `notebook`'s rows of results/verdicts.csv (+ .md) with `verdicts`; returns what the notebook
-    shows: the reading table and one sentence per claim."""
+    shows: the reading table and one sentence per claim. `row_stamps` ({claim_id: stamp}): rows measured on runs
+    that this notebook only reads (committed runs trained elsewhere) carry their runs' stamp, not the notebook's."""
     path = outputs.output_dirs(profile)[0] / "verdicts.csv"
     existing = _read_csv(path) if path.exists() else None
     table = merge_verdicts(existing, notebook, verdicts)
@@ -338,6 +340,12 @@ def write_verdicts(verdicts: list[Verdict], notebook: str, profile: str, stamp: 
         if k not in table.columns:
             table[k] = None
         table.loc[table["notebook"] == notebook, k] = v
+    for claim_id, own in (row_stamps or {}).items():
+        for k, v in own.items():
+            table[k] = table[k].astype(object)  # a seed "0/1" beside whole seeds
+            table.loc[(table["notebook"] == notebook) & (table["claim_id"] == claim_id), k] = v
+    for k in stamp:  # seed 0, not 0.0: a column that held a missing value was read back as floats
+        table[k] = table[k].astype(object).map(outputs._plain)
     outputs.write_table(table, "verdicts", profile, stamp, title="Verdicts: the paper's claims against our measurements",
                 notes=f"supported / contradicted: the whole interval value ± {K_SIGMA:g}σ lies on one side of the "
                       "threshold; inconclusive: it straddles it (a difference within the run-to-run noise); "
