@@ -231,6 +231,13 @@ def test_paper_width_verdicts_average_the_method_seeds():
     assert "seed 0 (AMD EPYC): -0.51 ± 0.23" in kept.noise_source
     assert "seed 1 (Intel Xeon): -0.25 ± 0.24" in kept.noise_source
     assert "σ covers the test images and the spread of the seeds" in kept.noise_source
+    # a peer or control that had less than its own recipe is reported, never judged "supported" (issue 36 item 4)
+    short = {"peer-tp": "15 of its recipe's 200 epochs"}
+    got = {v.claim_id: v for v in C.paper_width_verdicts(table, per_image, 0.8958, None, "resnet56", "flops=0.6",
+                                                         "02", short=short)}
+    tp = got["resnet56_w1_matches_peer_tp"]
+    assert tp.verdict == V.SHORT_OF_RECIPE and tp.value is not None and "15 of its recipe's 200 epochs" in tp.measured
+    assert got["resnet56_w1_matches_peer_l1"].verdict != V.SHORT_OF_RECIPE
 
 
 def test_an_engine_question_the_budget_cut_in_its_first_epoch_is_not_answered():

@@ -310,15 +310,19 @@ def paired_verdict_noise(pairs: dict, processors: dict | None = None) -> tuple[f
 
 
 def paper_width_verdicts(table, per_image: dict, teacher_acc: float | None, teacher_goal: float | None,
-                         arch: str, target: str, notebook: str, figure: str = "") -> list[Verdict]:
+                         arch: str, target: str, notebook: str, figure: str = "",
+                         short: dict | None = None) -> list[Verdict]:
     """02, the paper-width runs (`tables.paper_width_table`): the teacher at its goal and the method at its target
     (checks of the runs), the paper's accuracy claim at the paper's width, and the questions the controls, the peers
     and the fine-tuning test answer. `per_image`: {run: correctness on every test image} of the finished runs and
     of the teacher ("teacher"), paper_width.load_study_per_image. Every accuracy comparison is paired image by
     image (`paired_verdict_noise`): the value is the mean over the method's finished seeds of the paired
     differences, σ its standard error; the fine-tuning test has one seed (it starts from the first). A run that has
-    not finished makes its rows "not testable yet", and their measured text says how far it is."""
+    not finished makes its rows "not testable yet", and their measured text says how far it is. `short` ({run: how},
+    paper_width.short_of_recipe): runs that had less than their own recipe; a comparison with one says so
+    (verdicts.SHORT_OF_RECIPE) instead of judging."""
     tag = f"{arch}_w1"
+    short = short or {}
     rows = {r["run"]: r for r in table.to_dict("records")}
     methods = [n for n in rows if n.startswith("method-")]
     method = rows[methods[0]]
@@ -379,8 +383,10 @@ def paper_width_verdicts(table, per_image: dict, teacher_acc: float | None, teac
         measured = f"acc(method) − acc({other}), points, {mean}{state(method['run'], other)}"
         if apart:
             measured += f" ({', '.join(f'{n} at {f:.2f}%' for n, f in apart.items())}, {other} at {fb:.2f}% pruned)"
+        if other in short:
+            measured += f" ({other} had less than its recipe: {short[other]})"
         return verdict(f"{tag}_{claim_id}", claim, source, measured, value, threshold, direction, sd, notebook,
-                       figure, src, comparable=not apart, unfinished=value is None)
+                       figure, src, comparable=not apart, unfinished=value is None, short_of_recipe=other in short)
 
     out.append(versus("beats_uniform_distilled", "control-distill", f"{arch} at the paper's width: pruning the teacher "
                       "beats a same-FLOPs network taught by the same label-free loss from random weights",

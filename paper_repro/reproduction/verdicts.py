@@ -39,7 +39,11 @@ NOT_YET = "not testable yet (a run it needs has not finished)"
 # cut (nearly) all their channels by the end of their first epoch, so the engine's later choices had nothing to act on
 # and the arms differ by how hard the first steps cut (issue 36, item 7).
 BUDGET_DECIDED = "not answered at this budget (both arms cut their channels in the first epoch)"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE, NOT_YET, BUDGET_DECIDED)
+# A comparison with a run that trained on less than its own recipe (a peer or a control starved by the budget): its
+# number is what the budget did to it, so the comparison may not say "supported" (issue 36, item 4).
+SHORT_OF_RECIPE = "not comparable (the other run had less than its own recipe)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_COMPARABLE, NOT_YET, BUDGET_DECIDED,
+            SHORT_OF_RECIPE)
 RATIO_TOLERANCE_PTS = 1.0  # [chosen] two arms are compared only when their pruned ratios are this close
 DIRECTIONS = (">", ">=", "<", "<=")
 K_SIGMA = 2.0  # about a 95% interval for a normal noise
@@ -85,13 +89,16 @@ class Verdict:
 
 def verdict(claim_id: str, claim: str, source: str, measured: str, value, threshold: float, direction: str,
             noise: float, notebook: str, figure: str = "", noise_source: str = "", comparable: bool = True,
-            unfinished: bool = False, budget_decided: bool = False) -> Verdict:
+            unfinished: bool = False, budget_decided: bool = False, short_of_recipe: bool = False) -> Verdict:
     """One claim judged (`judge`); `comparable` False (arms at different pruned ratios) overrides the judgement, and
-    so does `budget_decided` (an engine question the budget cannot ask, `BUDGET_DECIDED`); `unfinished` (a run it
+    so do `budget_decided` (an engine question the budget cannot ask, `BUDGET_DECIDED`) and `short_of_recipe` (the
+    other run had less than its own recipe, `SHORT_OF_RECIPE`); `unfinished` (a run it
     needs is still training) turns "not testable" into "not testable yet"."""
     judged = judge(value, threshold, direction, noise) if comparable else NOT_COMPARABLE
     if budget_decided and comparable:
         judged = BUDGET_DECIDED
+    if short_of_recipe and comparable and judged != NOT_TESTABLE:
+        judged = SHORT_OF_RECIPE
     if judged == NOT_TESTABLE and unfinished:
         judged = NOT_YET
     return Verdict(claim_id, claim, source, measured, None if value is None else float(value), float(threshold),
@@ -130,7 +137,8 @@ CLAIM, CHECK, QUESTION = "claim", "check", "question"
 CHECK_WORDS = {SUPPORTED: "met", CONTRADICTED: "missed"}
 SHORT_VERDICTS = {SUPPORTED: "supported", CONTRADICTED: "contradicted", INCONCLUSIVE: "inconclusive",
                   NOT_TESTABLE: "not testable", NOT_COMPARABLE: "not comparable", NOT_YET: "not testable yet",
-                  BUDGET_DECIDED: "not answered at this budget"}
+                  BUDGET_DECIDED: "not answered at this budget",
+                  SHORT_OF_RECIPE: "not comparable (short of its recipe)"}
 
 
 def is_check(claim_id: str) -> bool:
