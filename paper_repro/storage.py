@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -240,7 +241,7 @@ def _run_file_remedy(path) -> str:
     return f"Delete it (rm '{path}') to start that run again, or point to the right file."
 
 
-def _why_unreadable(e: Exception) -> str:
+def _why_unreadable(e: Exception, path: Path | None = None) -> str:
     """What a failed torch.load says, in words (not PyTorch's weights_only notice, which misleads here)."""
     msg = str(e)
     if isinstance(e, IsADirectoryError):
@@ -251,7 +252,10 @@ def _why_unreadable(e: Exception) -> str:
         return "a damaged or truncated PyTorch file"
     if isinstance(e, EOFError):
         return "truncated"
-    if "Weights only load failed" in msg or type(e).__name__ == "UnpicklingError":
+    # save_checkpoint writes zip archives: other bytes make the legacy unpickler fail in any way (UnpicklingError,
+    # IndexError, KeyError, ... depending on the bytes), all of which mean the same thing
+    if "Weights only load failed" in msg or type(e).__name__ == "UnpicklingError" or (
+            path is not None and path.is_file() and not zipfile.is_zipfile(path)):
         return "not a PyTorch checkpoint (random or damaged bytes, or another format)"
     return f"{type(e).__name__}: {(msg.strip().splitlines() or [''])[0][:160]}"
 
@@ -268,7 +272,7 @@ def load_checkpoint(path, expect: dict | None = None, map_location="cpu", remedy
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_why_unreadable(e)}). {remedy}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_why_unreadable(e, path)}). {remedy}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a paper_repro checkpoint (format {CHECKPOINT_FORMAT!r} expected). {remedy}")
     for k, v in (expect or {}).items():
