@@ -126,16 +126,20 @@ def test_ablation_figure_draws_the_noise_bars():
     matplotlib.use("Agg")
     from paper_repro.studies.ablation import arms_figure
 
-    df = pd.DataFrame([dict(arm=a, students=2, best_acc=acc, mean_acc=acc - 0.01, baseline_acc=0.9, flops_pruned=0.6,
-                            target="flops=0.60", target_met=True) for a, acc in (("a", 0.85), ("b", 0.86))])
+    df = pd.DataFrame([dict(arm=a, students=2, best_acc=acc, mean_acc=acc - 0.01, baseline_acc=0.9, flops_pruned=f,
+                            target="flops=0.60", target_met=True) for a, acc, f in (("a", 0.85, 0.6), ("b", 0.86, 0.7365))])
     noise = N.Noise(0.5, "seeds 0, 1, 2")
     fig = arms_figure(df, "t", noise=noise)
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    assert noise.spread_label in labels and "selected" in labels
-    bars = handles[labels.index(noise.spread_label)]  # the error bars: ±2σ = ±1.0 point around each selected bar
+    label = "±√2σ: bars apart = a difference beyond ±2σ"
+    assert label in labels and "selected" in labels
+    bars = handles[labels.index(label)]  # ±√2σ around each selected bar: apart only beyond the difference's ±2√2σ
     (segments,) = bars.lines[2]
     widths = sorted(abs(seg[1][0] - seg[0][0]) for seg in segments.get_segments())
-    assert widths == pytest.approx([2 * noise.spread] * 2)
+    assert widths == pytest.approx([2 * math.sqrt(2) * 0.5] * 2)
+    flops = fig.axes[1]  # the overshooting arm is cross-hatched and says so; the one at the target is plain
+    assert [p.get_hatch() for p in flops.patches[:2]] == [None, "xx"]
+    assert any(t.get_text().endswith("73.65: overshoots") for t in flops.texts)
 
 
 def per_image_like(base, lose: int, gain: int):

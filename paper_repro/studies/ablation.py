@@ -10,6 +10,7 @@ budget only, they are not the paper's accuracy.
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import torch
@@ -123,11 +124,13 @@ def finetune_rows(arm: str, profile: str, epochs_list=(0, 1, 2), seed: int = 0, 
     return rows
 
 
-def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
+def arms_figure(df, title: str, arm_col: str = "arm", noise=None, tolerance_pts: float = 1.0):
     """Two panels per arm: accuracy after removal (selected and mean student, teacher dashed) and FLOPs pruned
-    (target dashed). An arm that missed the target is drawn hatched and labelled, never left out. `noise` (a
-    noise.Noise): ±2σ error bars on the selected students' bars, the run-to-run noise measured on the reference
-    arm (arms whose bars overlap within them do not differ measurably)."""
+    (target dashed). An arm that missed the target is drawn hatched and labelled, never left out; one that overshot
+    it by more than `tolerance_pts` (cut harder: not comparable with the others, as the verdicts say) is cross-hatched
+    and labelled. `noise` (a noise.Noise, run-to-run noise measured on the reference arm): error bars of ±√2σ on the
+    selected students' bars, half the ±2√2σ interval of a difference of two arms that the verdicts use, so two arms
+    whose error bars do not overlap differ by more than that interval."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
@@ -140,12 +143,12 @@ def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
     acc[arm_col] = acc[arm_col].astype(str)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(7, 0.4 * len(order) + 2.0), sharey=True)
     sns.barplot(data=acc, y=arm_col, x="acc", hue="student", order=order, ax=a1, orient="h")
-    bar_err = 0.0 if noise is None else noise.spread
+    bar_err = 0.0 if noise is None else math.sqrt(2.0) * noise.sd_points
     selected = [b for b in (a1.containers[0] if a1.containers else []) if b.get_width() > 0]
     if noise is not None and selected:
         a1.errorbar([b.get_width() for b in selected], [b.get_y() + b.get_height() / 2 for b in selected],
                     xerr=bar_err, fmt="none", ecolor="0.15", elinewidth=1, capsize=2,
-                    label=noise.spread_label)
+                    label="±√2σ: bars apart = a difference beyond ±2σ")
     for bar in a1.patches:  # the values (past the error bar): on a short budget arms differ by fractions of it
         if bar.get_width() > 0:
             end = bar.get_width() + (bar_err if any(bar is b for b in selected) else 0.0)
@@ -156,13 +159,15 @@ def arms_figure(df, title: str, arm_col: str = "arm", noise=None):
     a1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     d = df.assign(flops=100 * df["flops_pruned"], **{arm_col: df[arm_col].astype(str)})
     sns.barplot(data=d, y=arm_col, x="flops", order=order, ax=a2, orient="h", color="C2")
-    for bar, (_, r) in zip(a2.patches, d.set_index(arm_col).loc[order].reset_index().iterrows()):
-        if not r["target_met"]:
-            bar.set_hatch("//")
-            bar.set_alpha(0.6)
-        a2.annotate(f" {bar.get_width():.2f}" + ("" if r["target_met"] else ": target missed"),
-                    (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center", fontsize=7)
     ratio = float(str(df["target"].iloc[0]).split("=")[1])
+    for bar, (_, r) in zip(a2.patches, d.set_index(arm_col).loc[order].reset_index().iterrows()):
+        over = r["flops"] > 100 * ratio + tolerance_pts
+        if not r["target_met"] or over:
+            bar.set_hatch("//" if not r["target_met"] else "xx")
+            bar.set_alpha(0.6)
+        note = "" if r["target_met"] and not over else ": target missed" if not r["target_met"] else ": overshoots"
+        a2.annotate(f" {bar.get_width():.2f}{note}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    va="center", fontsize=7)
     a2.axvline(100 * ratio, ls="--", color="C3", lw=1)
     a2.set(xlabel=f"FLOPs pruned (%); dashed: target {df['target'].iloc[0]}", ylabel="", title="FLOPs pruned")
     fig.suptitle(title)
