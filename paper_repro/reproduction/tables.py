@@ -11,7 +11,7 @@ from ..paired import combine_seeds, paired_difference
 from ..paper import PAPER_RUNS, SUBJECT
 from ..provenance import ROOT
 from ..train import run_dir_for
-from .paper_width import processors
+from .paper_width import ACC_FIELD, processors
 
 REFERENCES = ROOT / "references" / "reference_numbers.csv"
 
@@ -202,7 +202,7 @@ PAPER_WIDTH_WORDS = {
 
 # The summary field that holds a paper-width run's test accuracy on every test image, where it is not `pruned_acc`
 # (classic.run_classic, the L1 peer's code: `final_acc`, after its fine-tuning).
-PAPER_WIDTH_ACC = {"peer_l1": "final_acc"}
+PAPER_WIDTH_ACC = ACC_FIELD  # one map, kept where the records are read (paper_width.py)
 
 
 def paper_width_table(records: list[dict], teacher_acc: float | None, per_image: dict | None = None) -> pd.DataFrame:
